@@ -1,0 +1,1 @@
+"""Dense and sparse deep-RL baselines (installed as ``sgmmq.baselines``)."""

@@ -1,0 +1,251 @@
+"""Hyperparameters of the deep-RL baselines, with where every number comes from.
+
+RL Zoo rows are copied verbatim from ``DLR-RM/rl-baselines3-zoo`` ``hyperparams/{dqn,ppo,a2c}.yml``
+at commit 22e3ff24 (2026-04-23, rl_zoo3 2.9.0a2), as transcribed in
+``/work/shared/notes/ecosystem.md`` section 2.1, unless a row says otherwise. Strings
+``"lin_<x>"`` are the zoo's linear schedules from ``x`` to 0 and are turned into callables by
+``baselines.dense``. ``normalize: True`` is the zoo's ``VecNormalize`` (observations and rewards,
+statistics learned during training, frozen for evaluation).
+
+Rules: a tuned value is never edited here. Where a task has no zoo row, or a zoo key cannot apply
+to the discretized action space (gSDE and ``log_std_init`` need Box actions), the row says so in
+``provenance`` and ``dropped``. Overrides for a particular experiment (a width sweep, a short test)
+go through the ``overrides`` argument of ``baselines.dense.build_model`` and are recorded with the run.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+# SB3 DQN defaults (stable_baselines3/dqn/dqn.py DQN.__init__, MlpPolicy net_arch [64, 64]); the
+# budget is the task's common budget (envs.tasks.Task.budget).
+DQN_SB3_DEFAULTS: dict[str, Any] = {"provenance": "SB3 2.9.2 DQN defaults, net_arch [64, 64]"}
+
+# hyperparams/dqn.yml. CartPole is marked "Almost Tuned" in the zoo, the others "Tuned".
+_DQN_ACROBOT_LUNAR = dict(
+    n_timesteps=100_000,
+    learning_rate=6.3e-4,
+    batch_size=128,
+    buffer_size=50_000,
+    learning_starts=0,
+    gamma=0.99,
+    target_update_interval=250,
+    train_freq=4,
+    gradient_steps=-1,
+    exploration_fraction=0.12,
+    exploration_final_eps=0.1,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
+DQN_ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        n_timesteps=50_000,
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]),
+        provenance="rl-zoo dqn.yml@22e3ff24 CartPole-v1 (Almost Tuned)",
+    ),
+    "MountainCar-v0": dict(
+        n_timesteps=120_000,
+        learning_rate=4e-3,
+        batch_size=128,
+        buffer_size=10_000,
+        learning_starts=1000,
+        gamma=0.98,
+        target_update_interval=600,
+        train_freq=16,
+        gradient_steps=8,
+        exploration_fraction=0.2,
+        exploration_final_eps=0.07,
+        policy_kwargs=dict(net_arch=[256, 256]),
+        provenance="rl-zoo dqn.yml@22e3ff24 MountainCar-v0 (Tuned)",
+    ),
+    "LunarLander-v3": dict(_DQN_ACROBOT_LUNAR, provenance="rl-zoo dqn.yml@22e3ff24 LunarLander-v3 (Tuned)"),
+    "Acrobot-v1": dict(_DQN_ACROBOT_LUNAR, provenance="rl-zoo dqn.yml@22e3ff24 Acrobot-v1 (Tuned)"),
+    # No zoo DQN rows for the continuous tasks (DQN needs discrete actions). We borrow the row the
+    # zoo tuned for both Acrobot-v1 and LunarLander-v3, with the task's budget (1e5 for both).
+    "Pendulum-v1": dict(
+        _DQN_ACROBOT_LUNAR,
+        provenance="no zoo row; borrowed rl-zoo dqn.yml@22e3ff24 Acrobot-v1/LunarLander-v3 row",
+    ),
+    "MountainCarContinuous-v0": dict(
+        _DQN_ACROBOT_LUNAR,
+        provenance="no zoo row; borrowed rl-zoo dqn.yml@22e3ff24 Acrobot-v1/LunarLander-v3 row",
+    ),
+}
+
+# hyperparams/ppo.yml
+PPO_ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        n_envs=8,
+        n_timesteps=100_000,
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate="lin_0.001",
+        clip_range="lin_0.2",
+        provenance="rl-zoo ppo.yml@22e3ff24 CartPole-v1 (Tuned)",
+    ),
+    "Acrobot-v1": dict(
+        normalize=True,
+        n_envs=16,
+        n_timesteps=1_000_000,
+        n_steps=256,
+        gae_lambda=0.94,
+        gamma=0.99,
+        n_epochs=4,
+        ent_coef=0.0,
+        provenance="rl-zoo ppo.yml@22e3ff24 Acrobot-v1",
+    ),
+    "MountainCar-v0": dict(
+        normalize=True,
+        n_envs=16,
+        n_timesteps=1_000_000,
+        n_steps=16,
+        gae_lambda=0.98,
+        gamma=0.99,
+        n_epochs=4,
+        ent_coef=0.0,
+        provenance="rl-zoo ppo.yml@22e3ff24 MountainCar-v0",
+    ),
+    "LunarLander-v3": dict(
+        n_envs=16,
+        n_timesteps=1_000_000,
+        n_steps=1024,
+        batch_size=64,
+        gae_lambda=0.98,
+        gamma=0.999,
+        n_epochs=4,
+        ent_coef=0.01,
+        provenance="rl-zoo ppo.yml@22e3ff24 LunarLander-v3",
+    ),
+    "Pendulum-v1": dict(
+        n_envs=4,
+        n_timesteps=100_000,
+        n_steps=1024,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        dropped=dict(use_sde=True, sde_sample_freq=4),
+        provenance="rl-zoo ppo.yml@22e3ff24 Pendulum-v1 (Tuned, for Box actions); gSDE dropped",
+    ),
+    # Row read at rl-zoo commit 00128b5d (not in ecosystem.md); tuned for Box actions.
+    "MountainCarContinuous-v0": dict(
+        normalize=True,
+        n_envs=1,
+        n_timesteps=20_000,
+        batch_size=256,
+        n_steps=8,
+        gamma=0.9999,
+        learning_rate=7.77e-05,
+        ent_coef=0.00429,
+        clip_range=0.1,
+        n_epochs=10,
+        gae_lambda=0.9,
+        max_grad_norm=5,
+        vf_coef=0.19,
+        policy_kwargs=dict(ortho_init=False),
+        dropped=dict(use_sde=True, log_std_init=-3.29),
+        provenance="rl-zoo ppo.yml@00128b5d MountainCarContinuous-v0 (Tuned, for Box actions); gSDE dropped",
+    ),
+}
+
+# hyperparams/a2c.yml (A2C defaults otherwise: lr 7e-4, n_steps 5, RMSprop)
+A2C_ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        n_envs=8, n_timesteps=500_000, ent_coef=0.0, provenance="rl-zoo a2c.yml@22e3ff24 CartPole-v1"
+    ),
+    "Acrobot-v1": dict(
+        normalize=True,
+        n_envs=16,
+        n_timesteps=500_000,
+        ent_coef=0.0,
+        provenance="rl-zoo a2c.yml@22e3ff24 Acrobot-v1",
+    ),
+    "MountainCar-v0": dict(
+        normalize=True,
+        n_envs=16,
+        n_timesteps=1_000_000,
+        ent_coef=0.0,
+        provenance="rl-zoo a2c.yml@22e3ff24 MountainCar-v0",
+    ),
+    "LunarLander-v3": dict(
+        n_envs=8,
+        n_timesteps=200_000,
+        gamma=0.995,
+        n_steps=5,
+        learning_rate="lin_0.00083",
+        ent_coef=0.00001,
+        provenance="rl-zoo a2c.yml@22e3ff24 LunarLander-v3",
+    ),
+    "Pendulum-v1": dict(
+        normalize=True,
+        n_envs=8,
+        n_timesteps=1_000_000,
+        ent_coef=0.0,
+        max_grad_norm=0.5,
+        n_steps=8,
+        gae_lambda=0.9,
+        vf_coef=0.4,
+        gamma=0.9,
+        use_rms_prop=True,
+        normalize_advantage=False,
+        learning_rate="lin_7e-4",
+        policy_kwargs=dict(ortho_init=False),
+        dropped=dict(use_sde=True, log_std_init=-2),
+        provenance="rl-zoo a2c.yml@22e3ff24 Pendulum-v1 (for Box actions); gSDE dropped",
+    ),
+    # Row read at rl-zoo commit 02846e4d (not in ecosystem.md); tuned for Box actions.
+    "MountainCarContinuous-v0": dict(
+        normalize=True,
+        n_envs=4,
+        n_steps=100,
+        n_timesteps=100_000,
+        ent_coef=0.0,
+        policy_kwargs=dict(ortho_init=False),
+        dropped=dict(use_sde=True, sde_sample_freq=16, log_std_init=0.0),
+        provenance="rl-zoo a2c.yml@02846e4d MountainCarContinuous-v0 (Tuned, for Box actions); gSDE dropped",
+    ),
+}
+
+# Sparse DQN (baselines.sparse.SparseDQN): the task's zoo DQN row above, on a [64, 64] network
+# (SB3's default width; with [256, 256] a 1,000-parameter budget would be 99.3% sparse), with the
+# sparse-training settings of Graesser et al. (ICML 2022) classic-control configs
+# (google-research/rigl@d39fc7d4 rigl/rl/tfagents/configs/dqn_gym_{sparse,pruning}_config.gin,
+# 100k iterations): ERK masks; pruning from 20k to 75k every 1k steps; SET/RigL topology updates
+# every 1k steps until 75k with initial drop fraction 0.5 and cosine decay. Step counts are kept as
+# fractions of the training budget so that they scale to the zoo budgets.
+SPARSE_DEFAULTS: dict[str, Any] = dict(
+    net_arch=[64, 64],
+    distribution="erk",
+    prune_begin=0.2,
+    prune_end=0.75,
+    update_every=0.01,
+    update_end=0.75,
+    drop_fraction=0.5,
+    provenance="Graesser et al. 2022 classic-control gin configs (rigl@d39fc7d4), scaled to the budget",
+)
+
+ZOO: dict[str, dict[str, dict[str, Any]]] = {"dqn": DQN_ZOO, "ppo": PPO_ZOO, "a2c": A2C_ZOO}
+
+
+def zoo_config(algo: str, env_id: str) -> dict[str, Any]:
+    """A deep copy of the zoo row (``algo`` in dqn/ppo/a2c) for ``env_id``."""
+    try:
+        return copy.deepcopy(ZOO[algo][env_id])
+    except KeyError:
+        raise ValueError(f"No {algo} config for {env_id!r}; known: {', '.join(ZOO.get(algo, {}))}") from None

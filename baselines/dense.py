@@ -1,0 +1,126 @@
+"""Build the SB3 model of a baseline for (method, task, seed, width) from the configs.
+
+Methods:
+
+- ``dqn_zoo``: DQN with the RL Zoo row of ``baselines.configs.DQN_ZOO``;
+- ``dqn_sb3``: DQN with SB3's defaults (net [64, 64]) at the task's common budget;
+- ``ppo_zoo`` / ``a2c_zoo``: PPO / A2C with the RL Zoo rows;
+- ``dqn_static`` / ``dqn_gmp`` / ``dqn_set`` / ``dqn_rigl``: ``baselines.sparse.SparseDQN`` with the
+  task's zoo DQN row on ``SPARSE_DEFAULTS["net_arch"]`` at a ``live_budget``.
+
+``net_arch`` replaces the network width of any method (the width sweep); ``overrides`` replaces
+any other hyperparameter. Both are recorded in the returned spec, so no tuned value changes
+silently.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from sgmmq.baselines.configs import DQN_SB3_DEFAULTS, SPARSE_DEFAULTS, zoo_config
+from sgmmq.baselines.sparse import SPARSE_METHODS, SparseDQN
+from sgmmq.envs.factory import make_vec_env
+from sgmmq.envs.tasks import Task, get_task
+
+DENSE_METHODS = ("dqn_zoo", "dqn_sb3", "ppo_zoo", "a2c_zoo")
+METHODS = DENSE_METHODS + tuple(f"dqn_{m}" for m in SPARSE_METHODS)
+_CONFIG_ONLY_KEYS = ("n_timesteps", "n_envs", "normalize", "provenance", "dropped")
+
+
+@dataclass
+class BaselineSpec:
+    """What was built: the resolved hyperparameters and where they came from."""
+
+    method: str
+    env_id: str
+    seed: int
+    n_timesteps: int
+    n_envs: int
+    normalize: bool
+    algo_kwargs: dict[str, Any]
+    provenance: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _schedule(value: Any) -> Any:
+    """The zoo's ``"lin_<x>"`` strings as SB3 schedules (x at the start, 0 at the end)."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        return LinearSchedule(float(value[4:]), 0.0, 1.0)
+    return value
+
+
+def resolve_config(
+    method: str,
+    task: Task | str,
+    net_arch: list[int] | None = None,
+    live_budget: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The hyperparameters of ``method`` on ``task`` (config keys plus SB3 keyword arguments)."""
+    task = task if isinstance(task, Task) else get_task(task)
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}")
+    if method == "dqn_sb3":
+        config = dict(copy.deepcopy(DQN_SB3_DEFAULTS), n_timesteps=task.budget)
+    elif method in ("dqn_zoo", "ppo_zoo", "a2c_zoo"):
+        config = zoo_config(method.split("_")[0], task.env_id)
+    else:  # sparse DQN: zoo row, SPARSE_DEFAULTS on top
+        config = zoo_config("dqn", task.env_id)
+        sparse = copy.deepcopy(SPARSE_DEFAULTS)
+        config["provenance"] = f"{config['provenance']}; sparse: {sparse.pop('provenance')}"
+        config.setdefault("policy_kwargs", {})["net_arch"] = sparse.pop("net_arch")
+        config.update(sparse, sparse_method=method[len("dqn_"):], live_budget=live_budget)
+        if live_budget is None:
+            raise ValueError(f"{method} needs a live_budget")
+    if net_arch is not None:
+        config.setdefault("policy_kwargs", {})["net_arch"] = list(net_arch)
+    config.update(copy.deepcopy(overrides or {}))
+    return config
+
+
+def build_model(
+    method: str,
+    task: Task | str,
+    seed: int,
+    net_arch: list[int] | None = None,
+    live_budget: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    scale_obs: bool = False,
+    logger: Logger | None = None,
+    verbose: int = 0,
+) -> tuple[BaseAlgorithm, BaselineSpec]:
+    """The SB3 model of a baseline with its training env (seeded ``seed``), and its spec."""
+    task = task if isinstance(task, Task) else get_task(task)
+    config = resolve_config(method, task, net_arch, live_budget, overrides)
+    n_envs = int(config.get("n_envs", 1))
+    normalize = bool(config.get("normalize", False))
+    kwargs = {k: _schedule(v) for k, v in config.items() if k not in _CONFIG_ONLY_KEYS}
+    env: VecEnv = make_vec_env(task, n_envs=n_envs, seed=seed, scale_obs=scale_obs)
+    if normalize:  # the zoo's VecNormalize: obs and reward, gamma of the algorithm
+        env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
+    algo = {"dqn": DQN, "ppo": PPO, "a2c": A2C}[method.split("_")[0]]
+    if method[len("dqn_"):] in SPARSE_METHODS and method.startswith("dqn_"):
+        algo = SparseDQN
+    model = algo("MlpPolicy", env, seed=seed, verbose=verbose, **kwargs)
+    if logger is not None:
+        model.set_logger(logger)
+    spec = BaselineSpec(
+        method=method,
+        env_id=task.env_id,
+        seed=seed,
+        n_timesteps=int(config["n_timesteps"]),
+        n_envs=n_envs,
+        normalize=normalize,
+        algo_kwargs={k: v for k, v in config.items() if k not in ("provenance",)},
+        provenance=config.get("provenance", ""),
+        overrides={**({"net_arch": list(net_arch)} if net_arch is not None else {}), **(overrides or {})},
+    )
+    return model, spec

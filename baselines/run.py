@@ -1,0 +1,122 @@
+"""Train one baseline on one task with one seed, then evaluate it.
+
+    python -m sgmmq.baselines.run dqn_zoo CartPole-v1 --seed 0
+    python -m sgmmq.baselines.run dqn_rigl CartPole-v1 --seed 0 --live-budget 1000
+
+Evaluation: ``task.eval_episodes`` deterministic episodes (``evaluate_policy``) on an env seeded
+``seed + EVAL_SEED_OFFSET``, never the training env. With the zoo's ``VecNormalize`` the
+evaluation env uses the frozen training statistics and raw rewards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from sgmmq.baselines.counting import count_parameters
+from sgmmq.baselines.dense import METHODS, build_model
+from sgmmq.envs.factory import make_env
+from sgmmq.envs.tasks import Task, get_task
+
+EVAL_SEED_OFFSET = 100_000
+
+
+def evaluate(model: Any, task: Task, seed: int, n_episodes: int | None = None, scale_obs: bool = False) -> np.ndarray:
+    """Returns of deterministic episodes on an env seeded ``seed + EVAL_SEED_OFFSET``."""
+    env = DummyVecEnv([lambda: make_env(task, seed=seed + EVAL_SEED_OFFSET, scale_obs=scale_obs)])
+    train_env = model.get_vec_normalize_env()
+    if train_env is not None:
+        env = VecNormalize(env, training=False, norm_reward=False)
+        env.obs_rms = train_env.obs_rms
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=n_episodes or task.eval_episodes, deterministic=True, return_episode_rewards=True
+    )
+    env.close()
+    return np.asarray(returns, dtype=np.float64)
+
+
+def train_and_evaluate(
+    method: str,
+    task: Task | str,
+    seed: int,
+    net_arch: list[int] | None = None,
+    live_budget: int | None = None,
+    n_timesteps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    scale_obs: bool = False,
+    save_path: str | None = None,
+    verbose: int = 0,
+    eval_episodes: int | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate (``eval_episodes`` defaults to the task's) and count; a JSON-ready dict of the run."""
+    th.set_num_threads(1)
+    task = task if isinstance(task, Task) else get_task(task)
+    overrides = dict(overrides or {})
+    if n_timesteps is not None:
+        overrides["n_timesteps"] = int(n_timesteps)
+    model, spec = build_model(
+        method, task, seed, net_arch=net_arch, live_budget=live_budget, overrides=overrides,
+        scale_obs=scale_obs, logger=Logger(folder=None, output_formats=[]), verbose=verbose,
+    )
+    start = time.perf_counter()
+    model.learn(total_timesteps=spec.n_timesteps)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    returns = evaluate(model, task, seed, n_episodes=eval_episodes, scale_obs=scale_obs)
+    eval_s = time.perf_counter() - start
+    if save_path is not None:
+        model.save(save_path)
+    score = float(returns.mean())
+    result = {
+        "method": method,
+        "env_id": task.env_id,
+        "seed": seed,
+        "net_arch": (spec.algo_kwargs.get("policy_kwargs") or {}).get("net_arch"),
+        "live_budget": live_budget,
+        "n_timesteps": spec.n_timesteps,
+        "score_mean": score,
+        "score_std": float(returns.std()),
+        "normalized_score": task.normalize(score),
+        "success": bool(score >= task.success_threshold),
+        "episode_returns": returns.tolist(),
+        "params": count_parameters(model),
+        "train_seconds": train_s,
+        "eval_seconds": eval_s,
+        "scale_obs": scale_obs,
+        "spec": json.loads(json.dumps(asdict(spec), default=str)),
+    }
+    if hasattr(model, "masks"):
+        result["sparsity"] = model.sparsity()
+        result["topology_updates"] = model.topology_updates
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train and evaluate one deep-RL baseline.")
+    parser.add_argument("method", choices=METHODS)
+    parser.add_argument("env_id")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--net-arch", type=int, nargs="*", default=None)
+    parser.add_argument("--live-budget", type=int, default=None)
+    parser.add_argument("--n-timesteps", type=int, default=None)
+    parser.add_argument("--scale-obs", action="store_true")
+    parser.add_argument("--save", default=None)
+    args = parser.parse_args()
+    result = train_and_evaluate(
+        args.method, args.env_id, args.seed, net_arch=args.net_arch, live_budget=args.live_budget,
+        n_timesteps=args.n_timesteps, scale_obs=args.scale_obs, save_path=args.save,
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
