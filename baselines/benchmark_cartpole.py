@@ -30,13 +30,14 @@ SPARSE = ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl")
 
 
 def plan(seeds: list[int], budgets: list[int], widths: bool = True) -> list[dict[str, Any]]:
-    """The runs, most important first: zoo and default baselines, sparse DQN, then the width sweep."""
+    """The runs, cheapest-per-insight first: DQN and PPO, sparse DQN, A2C (5e5 steps), the width sweep."""
     runs = []
-    for method in ("dqn_zoo", "dqn_sb3", "ppo_zoo", "a2c_zoo"):
+    for method in ("dqn_zoo", "dqn_sb3", "ppo_zoo"):
         runs += [dict(method=method, seed=s) for s in seeds]
     for budget in budgets:
         for method in SPARSE:
             runs += [dict(method=method, live_budget=budget, seed=s) for s in seeds]
+    runs += [dict(method="a2c_zoo", seed=s) for s in seeds]
     if widths:
         for arch in WIDTHS:
             runs += [dict(method="dqn_zoo", net_arch=list(arch), seed=s) for s in seeds]
@@ -85,7 +86,7 @@ def write_readme(out: Path, command: str) -> None:
     results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        arch = "x".join(map(str, r["net_arch"])) if r["net_arch"] else "-"
+        arch = "x".join(map(str, r["net_arch"])) if r["net_arch"] else "64x64 (SB3 default)"
         groups[(r["method"], arch, r["live_budget"] or "")].append(r)
     lines = [
         "# Deep-RL baselines on CartPole-v1",
@@ -93,16 +94,19 @@ def write_readme(out: Path, command: str) -> None:
         "Each baseline at its own budget (the RL Zoo's n_timesteps; SB3-default DQN at the task budget 5e4),",
         "evaluated on 20 deterministic episodes of a separately seeded env after training. Every seed is",
         "listed; nothing is dropped. Parameters follow `sgmmq.baselines.counting.count_parameters`:",
-        "`live` = nonzero trainable numbers of the acting network (DQN: online Q-net; PPO/A2C: actor),",
+        "`live` = live (unpruned) trainable numbers of the acting network (DQN: online Q-net; PPO/A2C: actor),",
         "`training` = what the learner keeps and updates (DQN: online + target; PPO/A2C: actor + critic).",
-        "Sparse DQN: the zoo DQN row on a [64, 64] net, ERK masks, live budget = live weights + biases.",
+        "Sparse DQN (`dqn_static/gmp/set/rigl`): the zoo DQN row on a [64, 64] net, ERK masks, live budget =",
+        "live weights + dense biases. Width sweep: `dqn_zoo` with only `net_arch` changed.",
+        "PPO/A2C: SB3's default separate 64x64 actor and critic (the zoo rows set no net_arch).",
         "Reference: RL Zoo benchmark.md (one run each): DQN 500.0 +- 0.0 @50k, PPO 500.0 @100k, A2C 500.0 @500k.",
         "",
         f"Command: `{command}`",
         "",
         f"Versions: {_versions()}.",
         "",
-        f"Machine: {_machine()}. One torch thread, `nice -n 19`, one run at a time; the machine was shared",
+        f"Machine: {_machine()}.",
+        "One torch thread, `nice -n 19`, one run at a time; the machine was shared",
         "with another process (tests and training of the main agent), so wall-clock is informational only.",
         "",
         "| method | net | live budget | steps | score per seed (seed: mean +- std) | mean over seeds | live params | training params | train s (mean) |",
