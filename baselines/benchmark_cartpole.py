@@ -82,7 +82,7 @@ def _versions() -> str:
     return f"stable-baselines3 {stable_baselines3.__version__}, gymnasium {gymnasium.__version__}, torch {torch.__version__}, numpy {np.__version__}"
 
 
-def write_readme(out: Path, command: str) -> None:
+def write_readme(out: Path, command: str, planned: list[str] | None = None) -> None:
     results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
@@ -122,7 +122,11 @@ def write_readme(out: Path, command: str) -> None:
             f"{np.mean([r['score_mean'] for r in rs]):.1f} | {'/'.join(f'{v:,}' for v in live)} | "
             f"{'/'.join(f'{v:,}' for v in training)} | {np.mean([r['train_seconds'] for r in rs]):.0f} |"
         )
-    lines += ["", f"{len(results)} runs; raw results (episode returns, spec, counts) in `per_run/*.json`.", ""]
+    lines += ["", f"{len(results)} runs; raw results (episode returns, spec, counts) in `per_run/*.json`."]
+    missing = [r for r in planned or [] if not (out / "per_run" / f"{r}.json").exists()]
+    if missing:
+        lines += ["", f"Planned but not run yet ({len(missing)}; rerun the command to resume): " + ", ".join(missing) + "."]
+    lines.append("")
     (out / "README.md").write_text("\n".join(lines))
 
 
@@ -133,11 +137,16 @@ def main() -> None:
     parser.add_argument("--no-widths", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="run only these methods")
     parser.add_argument("--out", default="results/baselines_cartpole")
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate README.md from per_run/")
+    parser.add_argument("--command", default=None, help="the command to print in README.md (default: this one)")
     args = parser.parse_args()
     os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
     out = Path(args.out)
-    command = "python -m sgmmq.baselines.benchmark_cartpole " + " ".join(sys.argv[1:])
+    command = args.command or "python -m sgmmq.baselines.benchmark_cartpole " + " ".join(sys.argv[1:])
     runs = [r for r in plan(args.seeds, args.budgets, not args.no_widths) if not args.only or r["method"] in args.only]
+    if args.readme_only:
+        write_readme(out, command, [run_id(r) for r in runs])
+        return
     todo = [r for r in runs if not (out / "per_run" / f"{run_id(r)}.json").exists()]
     print(f"{len(runs)} runs planned, {len(runs) - len(todo)} already done", flush=True)
     for run in tqdm(todo, desc="baselines"):
@@ -146,8 +155,8 @@ def main() -> None:
         write_json_atomic(out / "per_run" / f"{run_id(run)}.json", result)
         tqdm.write(f"{run_id(run)}: {result['score_mean']:.1f} +- {result['score_std']:.1f}, "
                    f"live {result['params']['inference']}, {result['train_seconds']:.0f} s")
-        write_readme(out, command)
-    write_readme(out, command)
+        write_readme(out, command, [run_id(r) for r in runs])
+    write_readme(out, command, [run_id(r) for r in runs])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
