@@ -1,0 +1,147 @@
+"""The S-GMM-QF policy: observation scaling, the Q-function, its evaluation snapshot, the optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geoopt
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import Schedule
+
+from sgmmq.mixture import GMMQFunction
+from sgmmq.sparsity import slice_optimizer_state
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "radam": geoopt.optim.RiemannianAdam,
+    "rsgd": geoopt.optim.RiemannianSGD,
+}
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise a ValueError naming the problem when S-GMM-QF cannot handle a space."""
+    if not isinstance(action_space, spaces.Discrete):
+        hint = " (wrap continuous actions with sgmmq.envs' action discretization)" if isinstance(action_space, spaces.Box) else ""
+        raise ValueError(f"SGMMQ needs a Discrete action space, got {action_space}{hint}")
+    if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space):
+        raise ValueError(f"SGMMQ needs a flat continuous (Box) observation space, got {observation_space}")
+    if len(observation_space.shape) != 1:
+        raise ValueError(f"SGMMQ needs 1-D observations, got shape {observation_space.shape} (flatten them first)")
+
+
+def resolve_obs_bounds(observation_space: spaces.Box, obs_bounds: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed box ``(low, high)`` mapped to ``[-1, 1]``: given, or the space's own if finite."""
+    if obs_bounds is None:
+        low, high = observation_space.low, observation_space.high
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(
+                f"The observation space {observation_space} has infinite bounds and the task is not declared in "
+                "sgmmq.envs: pass policy_kwargs=dict(obs_bounds=(low, high)) with the box to scale observations from"
+            )
+    else:
+        low, high = obs_bounds
+    low = np.asarray(low, dtype=np.float32).reshape(-1)
+    high = np.asarray(high, dtype=np.float32).reshape(-1)
+    if low.shape != observation_space.shape or high.shape != observation_space.shape:
+        raise ValueError(f"obs_bounds must have the observation shape {observation_space.shape}, got {low.shape} and {high.shape}")
+    if not np.all(high > low):
+        raise ValueError(f"obs_bounds need high > low in every coordinate, got low={low}, high={high}")
+    return low, high
+
+
+class GMMPolicy(BasePolicy):
+    """Greedy policy of an S-GMM-Q-function, with the frozen snapshot used for policy improvement.
+
+    :param obs_bounds: ``(low, high)``, the fixed box observations are scaled from (to ``[-1, 1]``,
+        then clipped). ``None``: the task's declared box (set by SGMMQ) or the space's finite bounds.
+    :param optimizer_class: a geoopt Riemannian optimizer, or ``"radam"`` / ``"rsgd"``.
+    :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
+        (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
+        ``std_bounds``, ``factor_init``, ``factor_signs``).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        obs_bounds: Any = None,
+        optimizer_class: type[torch.optim.Optimizer] | str = "radam",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        **q_kwargs: Any,
+    ) -> None:
+        check_spaces(observation_space, action_space)
+        if isinstance(optimizer_class, str):
+            if optimizer_class not in OPTIMIZERS:
+                raise ValueError(f"optimizer_class must be a class or one of {list(OPTIMIZERS)}, got {optimizer_class!r}")
+            optimizer_class = OPTIMIZERS[optimizer_class]
+        super().__init__(
+            observation_space,
+            action_space,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=False,
+        )
+        low, high = resolve_obs_bounds(observation_space, obs_bounds)
+        self.obs_bounds = (low.tolist(), high.tolist())
+        self.register_buffer("obs_center", torch.as_tensor((high + low) / 2))
+        self.register_buffer("obs_half_width", torch.as_tensor((high - low) / 2))
+        self.q_kwargs = q_kwargs
+        n_actions = int(action_space.n)
+        self.q_net = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
+        self.q_net_target = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
+        self.refresh_snapshot()
+        self.q_net_target.requires_grad_(False)
+        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def scale(self, obs: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Map observations from the fixed box to ``[-1, 1]`` (clipped), refusing NaN and inf."""
+        obs = obs.float()
+        if check and not torch.isfinite(obs).all():
+            raise ValueError(f"Observation contains NaN or infinite values: {obs.cpu().numpy()}")
+        return ((obs - self.obs_center) / self.obs_half_width).clamp(-1.0, 1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values of every action, ``(B, n_actions)``."""
+        return self.q_net(self.scale(obs))
+
+    def set_training_mode(self, mode: bool) -> None:
+        """No dropout or batch-norm here: skip SB3's walk over the modules (a hot path)."""
+        self.training = mode
+
+    def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return self(observation).argmax(dim=1).reshape(-1)
+
+    @torch.no_grad()
+    def refresh_snapshot(self) -> None:
+        """Policy improvement: the greedy policy becomes greedy w.r.t. the current Q."""
+        self.q_net_target.load_state_dict(self.q_net.state_dict())
+
+    @torch.no_grad()
+    def keep_components(self, keep: torch.Tensor) -> None:
+        """Prune the live Q-function and its optimizer state (the snapshot keeps its own until refreshed)."""
+        slice_optimizer_state(self.optimizer, self.q_net.component_parameters(), keep)
+        self.q_net.keep_components(keep)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        n_before = self.q_net.n_components
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if self.q_net.n_components != n_before:
+            self.optimizer.state.clear()  # stale moments of another size; a saved optimizer state loads next
+        return result
+
+    def num_parameters(self) -> int:
+        return self.q_net.num_parameters()
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            obs_bounds=self.obs_bounds,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+            **self.q_kwargs,
+        )
+        return data

@@ -1,0 +1,198 @@
+"""The S-GMM-Q-function: closed forms, gradients against finite differences, sparsity and pruning."""
+
+import math
+
+import geoopt
+import pytest
+import torch
+
+from sgmmq.mixture import GMMQFunction, MixtureValue, action_codes, component_size
+from sgmmq.sparsity import Pruner, hadamard_penalty, slice_optimizer_state
+
+
+def naive_q(q: GMMQFunction, z: torch.Tensor) -> torch.Tensor:
+    """The textbook formula, one component at a time."""
+    total = q.offset.expand(z.shape[0]).clone() if q.offset is not None else torch.zeros(z.shape[0], dtype=z.dtype)
+    for k in range(q.n_components):
+        diff = z - q.means[k]
+        bump = torch.exp(-0.5 * ((diff @ q.precisions[k]) * diff).sum(-1))
+        if q.normalized:
+            bump = bump * torch.det(q.precisions[k]).sqrt() / (2 * math.pi) ** (q.dim / 2)
+        total = total + q.xi[k] * bump
+    return total
+
+
+def randomized(q: GMMQFunction, seed: int = 0) -> GMMQFunction:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        q.euclidean[:, :2] = torch.randn(q.n_components, 2, generator=g, dtype=q.euclidean.dtype)
+        a = torch.randn(q.n_components, q.dim, q.dim, generator=g, dtype=q.euclidean.dtype)
+        q.precisions.copy_(a @ a.transpose(-1, -2) + torch.eye(q.dim, dtype=a.dtype))
+        if q.offset is not None:
+            q.offset.fill_(0.7)
+    return q
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("encoding", ["index", "onehot"])
+def test_forward_matches_the_formula(normalized, encoding):
+    q = randomized(GMMQFunction(3, 4, n_components=6, action_encoding=encoding, normalized=normalized).double())
+    states = torch.rand(10, 3, dtype=torch.float64) * 2 - 1
+    actions = torch.randint(0, 4, (10,))
+    z = q.encode(states, actions)
+    torch.testing.assert_close(q.q_z(z), naive_q(q, z))
+    torch.testing.assert_close(q.q_sa(states, actions), naive_q(q, z))
+    # all actions at once equals one action at a time
+    all_q = q(states)
+    assert all_q.shape == (10, 4)
+    for a in range(4):
+        torch.testing.assert_close(all_q[:, a], q.q_sa(states, torch.full((10,), a)))
+
+
+def test_normalized_bump_integrates_to_its_weight():
+    q = randomized(GMMQFunction(1, 1, n_components=1, normalized=True, offset=False).double())
+    # D = 2 (state, constant action code): integrate over a grid covering the bump
+    grid = torch.linspace(-12, 12, 801, dtype=torch.float64)
+    xx, yy = torch.meshgrid(grid, grid, indexing="ij")
+    z = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1) + q.means[0]
+    integral = q.q_z(z).sum() * (grid[1] - grid[0]) ** 2
+    torch.testing.assert_close(integral, q.xi[0], rtol=1e-4, atol=1e-6)
+
+
+def test_action_codes():
+    torch.testing.assert_close(action_codes(3, "index"), torch.tensor([[-1.0], [0.0], [1.0]]))
+    torch.testing.assert_close(action_codes(3, "onehot"), torch.eye(3))
+    with pytest.raises(ValueError, match="action_encoding"):
+        action_codes(3, "binary")
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_gradients_match_finite_differences(normalized):
+    """d Q / d (z, u, v, means, offset, precisions) of the fused backward, against central differences."""
+    g = torch.Generator().manual_seed(0)
+    q = randomized(GMMQFunction(3, 2, n_components=4, normalized=normalized).double())
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    euclidean = q.euclidean.detach().clone().requires_grad_()
+    offset = q.offset.detach().clone().requires_grad_()
+    precisions = q.precisions.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda *args: MixtureValue.apply(*args, normalized), (z, euclidean, offset, precisions)
+    )
+
+
+def test_gradient_with_respect_to_each_parameter_by_hand():
+    """Spot-check one coordinate of u, v, a mean and a precision against a finite difference of the loss."""
+    q = randomized(GMMQFunction(2, 3, n_components=5).double(), seed=3)
+    states, actions = torch.rand(7, 2, dtype=torch.float64), torch.randint(0, 3, (7,))
+    target = torch.randn(7, dtype=torch.float64)
+
+    def loss() -> torch.Tensor:
+        return (q.q_sa(states, actions) - target).square().mean()
+
+    loss().backward()
+    eps = 1e-6
+    for name, param, index in [
+        ("u", q.euclidean, (2, 0)),
+        ("v", q.euclidean, (4, 1)),
+        ("mean", q.euclidean, (1, 3)),
+        ("offset", q.offset, (0,)),
+        ("precision", q.precisions, (3, 0, 2)),
+    ]:
+        with torch.no_grad():
+            param[index] += eps
+            up = loss().item()
+            param[index] -= 2 * eps
+            down = loss().item()
+            param[index] += eps
+        assert param.grad[index].item() == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8), name
+
+
+def test_hadamard_penalty_is_l1_at_balanced_factors():
+    """min over u*v = xi of (u^2 + v^2)/2 is |xi|, reached at |u| = |v|."""
+    xi = torch.tensor([0.5, -2.0, 0.0, 3.0])
+    u = xi.abs().sqrt() * torch.sign(xi)
+    v = xi.abs().sqrt()
+    assert hadamard_penalty(u, v, 2.0).item() == pytest.approx(2.0 * xi.abs().sum().item())
+    assert hadamard_penalty(2 * u, v / 2, 2.0).item() > hadamard_penalty(u, v, 2.0).item()
+
+
+def test_parameter_count():
+    q = GMMQFunction(4, 2, n_components=20)  # CartPole with a scalar action code: D = 5
+    assert component_size(5) == 21
+    assert q.num_parameters() == 20 * 21 + 1
+    assert q.num_training_parameters() == 20 * 22 + 1
+    assert GMMQFunction(4, 2, n_components=20, offset=False, action_encoding="onehot").num_parameters() == 20 * 28
+
+
+def test_keep_components_removes_them_and_their_optimizer_state():
+    q = randomized(GMMQFunction(2, 2, n_components=6).double())
+    optimizer = geoopt.optim.RiemannianAdam(q.parameters(), lr=1e-2)
+    states = torch.rand(5, 2, dtype=torch.float64)
+    q(states).sum().backward()
+    optimizer.step()
+    keep = torch.tensor([True, False, True, True, False, True])
+    kept_means, kept_precisions = q.means.detach()[keep].clone(), q.precisions.detach()[keep].clone()
+    slice_optimizer_state(optimizer, q.component_parameters(), keep)
+    q.keep_components(keep)
+    assert q.n_components == 4
+    torch.testing.assert_close(q.means, kept_means)
+    torch.testing.assert_close(q.precisions, kept_precisions)
+    assert isinstance(q.precisions, geoopt.ManifoldParameter)
+    assert optimizer.state[q.euclidean]["exp_avg"].shape == q.euclidean.shape
+    optimizer.zero_grad()
+    q(states).sum().backward()
+    optimizer.step()  # the optimizer keeps working on the smaller pool
+    assert q.num_parameters() == 4 * component_size(3) + 1
+
+
+def test_load_state_dict_takes_the_saved_pool_size():
+    big, small = GMMQFunction(2, 2, n_components=8), GMMQFunction(2, 2, n_components=3)
+    big.load_state_dict(small.state_dict())
+    assert big.n_components == 3
+    states = torch.rand(4, 2)
+    torch.testing.assert_close(big(states), small(states))
+
+
+def test_pruner_waits_for_patience_and_keeps_the_largest():
+    pruner = Pruner(threshold=0.1, patience=2)
+    xi = torch.tensor([1.0, 0.05, 0.0, 2.0])
+    assert pruner.check(xi) is None  # first strike only
+    keep = pruner.check(xi)
+    assert keep.tolist() == [True, False, False, True]
+    assert Pruner(threshold=10.0, patience=1, min_components=1).check(xi).tolist() == [False, False, False, True]
+
+
+def fit_toy_regression(penalty: float) -> tuple[GMMQFunction, torch.Tensor, torch.Tensor]:
+    """Three true bumps on [-1, 1], a pool of 30 components, Riemannian Adam."""
+    torch.manual_seed(0)
+    x = torch.linspace(-1, 1, 100).unsqueeze(1)
+    centers, widths, heights = torch.tensor([-0.6, 0.0, 0.5]), torch.tensor([0.15, 0.2, 0.1]), torch.tensor([2.0, -1.5, 1.0])
+    y = (heights * torch.exp(-0.5 * ((x - centers) / widths) ** 2)).sum(1)
+    q = GMMQFunction(1, 1, n_components=30, init_std=0.3, std_bounds=(0.02, 2.0), offset=False)
+    optimizer = geoopt.optim.RiemannianAdam(q.parameters(), lr=0.02)
+    actions = torch.zeros(100, dtype=torch.long)
+    for _ in range(1500):
+        loss = (q.q_sa(x, actions) - y).square().mean() + hadamard_penalty(q.u, q.v, penalty)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return q, x, y
+
+
+def test_sparsity_on_a_toy_regression_switches_components_off_and_pruning_keeps_predictions():
+    dense, x, y = fit_toy_regression(penalty=0.0)
+    sparse, _, _ = fit_toy_regression(penalty=1e-2)
+    actions = torch.zeros(x.shape[0], dtype=torch.long)
+    for q, tolerance in [(dense, 0.02), (sparse, 0.15)]:
+        error = (q.q_sa(x, actions) - y).abs().max().item()
+        assert error < tolerance, f"the pool does not fit the three bumps: max error {error}"
+    live_dense = int((dense.xi.detach().abs() > 1e-2).sum())
+    xi = sparse.xi.detach().abs()
+    live = int((xi > 1e-2).sum())
+    # the penalty drives useless weights to exact zeros; without it most of the pool stays on
+    assert live_dense >= 22 and live <= 18 and live <= 0.75 * live_dense, (live_dense, live)
+    assert int((xi < 1e-6).sum()) >= 12, f"too few exact zeros: {sorted(xi.tolist())}"
+    before = sparse.q_sa(x, actions).detach()
+    sparse.keep_components(xi > 1e-2)
+    assert sparse.n_components == live
+    torch.testing.assert_close(sparse.q_sa(x, actions).detach(), before, atol=0.05, rtol=0)
