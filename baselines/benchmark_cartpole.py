@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sgmmq.baselines.run import train_and_evaluate
+from sgmmq.provenance import machine, versions, write_json_atomic
 
 ENV_ID = "CartPole-v1"
 WIDTHS = ([4], [8], [16, 16], [64, 64])  # [256, 256] is dqn_zoo itself
@@ -54,34 +54,6 @@ def run_id(run: dict[str, Any]) -> str:
     return "_".join(parts)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()}, {cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
-
-
-def _versions() -> str:
-    import gymnasium
-    import stable_baselines3
-    import torch
-
-    return f"stable-baselines3 {stable_baselines3.__version__}, gymnasium {gymnasium.__version__}, torch {torch.__version__}, numpy {np.__version__}"
-
-
 def write_readme(out: Path, command: str, planned: list[str] | None = None) -> None:
     results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -103,9 +75,9 @@ def write_readme(out: Path, command: str, planned: list[str] | None = None) -> N
         "",
         f"Command: `{command}`",
         "",
-        f"Versions: {_versions()}.",
+        f"Versions: {versions()}.",
         "",
-        f"Machine: {_machine()}.",
+        f"Machine: {machine()}.",
         "One torch thread, `nice -n 19`, one run at a time; the machine was shared",
         "with another process (tests and training of the main agent), so wall-clock is informational only.",
         "",

@@ -1,0 +1,158 @@
+"""S-GMM-QF against SB3 DQN (RL Zoo hyperparameters): score, live parameters, wall-clock ratio.
+
+    python -m sgmmq.benchmark                       # the full plan below, resumable
+    python -m sgmmq.benchmark --tasks CartPole-v1   # one task
+
+Plan: CartPole-v1 (50k steps) S-GMM-QF on seeds 0-9, DQN on seeds 0-2; Acrobot-v1 (100k) and
+MountainCar-v0 (120k) S-GMM-QF on seeds 0-2, DQN on seed 0. Runs go one at a time, in the order
+DQN seed s, S-GMM-QF seed s, ..., so the two methods share the machine's state and the wall-clock
+ratio compares like with like. Each run is one JSON in ``results/agent/per_run`` (written
+atomically; finished runs are skipped, so an interrupted benchmark resumes), and
+``results/agent/README.md`` is regenerated after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.logger import Logger
+from tqdm import tqdm
+
+from sgmmq import SGMMQ
+from sgmmq.baselines.counting import count_parameters
+from sgmmq.baselines.run import evaluate, train_and_evaluate
+from sgmmq.envs import Task, get_task
+from sgmmq.envs.factory import make_vec_env
+from sgmmq.provenance import machine, versions, write_json_atomic
+
+PLAN: dict[str, tuple[list[int], list[int]]] = {  # task: (S-GMM-QF seeds, DQN seeds)
+    "CartPole-v1": (list(range(10)), [0, 1, 2]),
+    "Acrobot-v1": ([0, 1, 2], [0]),
+    "MountainCar-v0": ([0, 1, 2], [0]),
+}
+
+
+def run_sgmmq(task: Task | str, seed: int, n_timesteps: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train S-GMM-QF with its defaults (and the task's gamma), evaluate like every baseline."""
+    torch.set_num_threads(1)
+    task = task if isinstance(task, Task) else get_task(task)
+    n_timesteps = n_timesteps or task.budget
+    hyperparameters = {"gamma": task.gamma, **overrides}
+    model = SGMMQ("GMMPolicy", make_vec_env(task, n_envs=1, seed=seed), seed=seed, **hyperparameters)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    start = time.perf_counter()
+    model.learn(n_timesteps)
+    train_s = time.perf_counter() - start
+    returns = evaluate(model, task, seed)
+    score = float(returns.mean())
+    return {
+        "method": "sgmmq",
+        "env_id": task.env_id,
+        "seed": seed,
+        "n_timesteps": n_timesteps,
+        "score_mean": score,
+        "score_std": float(returns.std()),
+        "normalized_score": task.normalize(score),
+        "success": bool(score >= task.success_threshold),
+        "episode_returns": returns.tolist(),
+        "params": count_parameters(model),
+        "live_components": model.live_components,
+        "prune_events": [list(event) for event in model.prune_events],
+        "train_seconds": train_s,
+        "training_episode_returns": [float(info["r"]) for info in model.ep_info_buffer],
+        "hyperparameters": {key: repr(value) for key, value in hyperparameters.items()},
+    }
+
+
+def plan(tasks: list[str]) -> list[dict[str, Any]]:
+    runs = []
+    for env_id in tasks:
+        sgmmq_seeds, dqn_seeds = PLAN[env_id]
+        for seed in sorted(set(sgmmq_seeds) | set(dqn_seeds)):
+            if seed in dqn_seeds:
+                runs.append(dict(method="dqn_zoo", env_id=env_id, seed=seed))
+            if seed in sgmmq_seeds:
+                runs.append(dict(method="sgmmq", env_id=env_id, seed=seed))
+    return runs
+
+
+def run_name(run: dict[str, Any]) -> str:
+    return f"{run['env_id']}_{run['method']}_s{run['seed']}"
+
+
+def write_readme(out: Path, command: str) -> None:
+    results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
+    lines = [
+        "# S-GMM-QF against DQN (RL Zoo hyperparameters)",
+        "",
+        "Final score: mean return of 20 deterministic episodes on a separately seeded env after training.",
+        "Every seed that ran is listed. Live parameters: `sgmmq.baselines.counting.count_parameters`",
+        "(S-GMM-QF: live components x (1 + D + D(D+1)/2) + 1 offset; DQN: the online Q-network).",
+        "Wall-clock: training only, one torch thread, runs one at a time, DQN and S-GMM-QF interleaved;",
+        "ratio = S-GMM-QF seconds per 1,000 steps / DQN seconds per 1,000 steps on this machine.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Versions: {versions()}.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+    ]
+    for env_id in dict.fromkeys(r["env_id"] for r in results):
+        task = get_task(env_id)
+        lines += [f"## {env_id}", "", "| method | steps | seed: score | mean | seeds >= threshold | live params | train s/run | s per 1k steps |",
+                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        per_k = {}
+        for method in ("sgmmq", "dqn_zoo"):
+            rs = sorted((r for r in results if r["env_id"] == env_id and r["method"] == method), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            per_k[method] = np.mean([r["train_seconds"] / r["n_timesteps"] * 1000 for r in rs])
+            lives = [r["params"]["inference"] for r in rs]
+            lines.append(
+                f"| {method} | {rs[0]['n_timesteps']:,} | " + "; ".join(f"{r['seed']}: {r['score_mean']:.1f}" for r in rs)
+                + f" | {np.mean([r['score_mean'] for r in rs]):.1f} | {sum(r['score_mean'] >= threshold(task) for r in rs)}/{len(rs)} (>= {threshold(task):g})"
+                + f" | {min(lives):,}-{max(lives):,} | {np.mean([r['train_seconds'] for r in rs]):.0f} | {per_k[method]:.2f} |"
+            )
+        if len(per_k) == 2:
+            lines += ["", f"Wall-clock ratio S-GMM-QF / DQN per 1,000 steps: **{per_k['sgmmq'] / per_k['dqn_zoo']:.2f}**."]
+        lines.append("")
+    lines += [f"{len(results)} runs; raw results (episode returns, pruning events, counts) in `per_run/*.json`.", ""]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def threshold(task: Task) -> float:
+    """CartPole: 475 (gymnasium's reward_threshold), the bar issue #2 sets; else the task's threshold."""
+    return task.success_threshold
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(PLAN), choices=list(PLAN))
+    parser.add_argument("--out", type=Path, default=Path("results/agent"))
+    args = parser.parse_args()
+    os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
+    command = "python -m sgmmq.benchmark " + " ".join(sys.argv[1:])
+    runs = [run for run in plan(args.tasks) if not (args.out / "per_run" / f"{run_name(run)}.json").exists()]
+    for run in tqdm(runs, desc="benchmark runs", unit="run"):
+        if run["method"] == "sgmmq":
+            result = run_sgmmq(run["env_id"], run["seed"])
+        else:
+            result = train_and_evaluate(run["method"], run["env_id"], run["seed"])
+        write_json_atomic(args.out / "per_run" / f"{run_name(run)}.json", result)
+        write_readme(args.out, command)
+        tqdm.write(f"{run_name(run)}: {result['score_mean']:.1f} live={result['params']['inference']} {result['train_seconds']:.0f}s")
+    write_readme(args.out, command)
+
+
+if __name__ == "__main__":
+    main()
