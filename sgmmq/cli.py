@@ -1,0 +1,241 @@
+"""The ``sgmmq`` command line: train, eval, render, inspect, tune, and the RL Zoo launcher.
+
+    sgmmq train CartPole-v1 --steps 50000 --seed 0 --out runs/cp
+    sgmmq eval runs/cp/model.zip --episodes 20
+    sgmmq render runs/cp/model.zip --out cartpole.gif
+    sgmmq inspect runs/cp/model.zip
+    sgmmq tune CartPole-v1 --trials 20 --steps 20000
+    sgmmq zoo --env CartPole-v1 -n 50000          (rl_zoo3's trainer with --algo sgmmq)
+
+Errors a person meets first (unknown task, foreign or newer model file, a folder that already
+holds a run, an unsupported space, a bad hyperparameter) print ``error: <message>`` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="sgmmq", description=__doc__, formatter_class=formatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_, description=f"{help_}\n\nexample:\n  {example}", formatter_class=formatter)
+
+    train = command("train", "Train S-GMM-QF on a task; save model, logs and checkpoints in a folder.",
+                    "sgmmq train CartPole-v1 --steps 50000 --seed 0 --out runs/cp --set policy_kwargs.n_components=16")
+    train.add_argument("task", nargs="?", help="task id (sgmmq.envs.TASKS, or any registered Gymnasium id); omit with --resume")
+    train.add_argument("--steps", type=int, default=None, help="environment steps (default: the task's budget)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: runs/TASK-sSEED)")
+    train.add_argument("--config", default=None, help="JSON/YAML file of hyperparameters (e.g. written by sgmmq tune)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="hyperparameter override, repeatable; dotted keys reach policy_kwargs")
+    train.add_argument("--checkpoint-every", type=int, default=10_000, help="steps between checkpoints (default 10000)")
+    train.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    train.add_argument("--eval-episodes", type=int, default=None, help="deterministic evaluation episodes (default: the task's)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # simulates an interruption (tests)
+
+    evaluate = command("eval", "Evaluate a saved model: mean and std of the return over deterministic episodes.",
+                       "sgmmq eval runs/cp/model.zip --episodes 20")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--episodes", type=int, default=None, help="default: the task's evaluation episodes")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--task", default=None, help="task id, if the model does not record one")
+
+    render = command("render", "Render one deterministic episode of a saved model to a GIF (or MP4), headless.",
+                     "sgmmq render runs/cp/model.zip --out cartpole.gif")
+    render.add_argument("model")
+    render.add_argument("--out", type=pathlib.Path, default=None, help="a .gif or .mp4 path (default: next to the model)")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--fps", type=int, default=30)
+    render.add_argument("--max-frames", type=int, default=1000)
+    render.add_argument("--task", default=None, help="task id, if the model does not record one")
+
+    inspect = command("inspect", "Show a saved model's live Gaussians (weights, means, std devs) and draw them to a PNG.",
+                      "sgmmq inspect runs/cp/model.zip --png cp.png")
+    inspect.add_argument("model")
+    inspect.add_argument("--png", type=pathlib.Path, default=None, help="picture path (default: MODEL_gaussians.png)")
+
+    tune = command("tune", "Search S-GMM-QF hyperparameters with Optuna; write the best as a config for train --config.",
+                   "sgmmq tune CartPole-v1 --trials 30 --steps 20000 --seeds 2 --out tune/cp")
+    tune.add_argument("task")
+    tune.add_argument("--trials", type=int, default=20)
+    tune.add_argument("--steps", type=int, default=None, help="steps per training run (default: the task's budget)")
+    tune.add_argument("--seeds", type=int, default=2, help="training seeds per trial (scores are averaged)")
+    tune.add_argument("--eval-episodes", type=int, default=5)
+    tune.add_argument("--out", type=pathlib.Path, default=None, help="folder for the journal and best.json (default: tune/TASK)")
+    tune.add_argument("--storage", default=None, help="Optuna storage URL (e.g. postgresql://...) for trials on several machines; "
+                      "default: a journal file in --out")
+    tune.add_argument("--study", default=None, help="study name (default: sgmmq-TASK)")
+    tune.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+
+    command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
+            "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["zoo"] and not {"-h", "--help"} & set(argv[1:2]):
+        from sgmmq import zoo
+
+        return zoo.main(argv[1:])
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import torch
+
+    torch.set_num_threads(1)  # small models: one thread is faster and immune to a busy neighbour
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "render": cmd_render, "inspect": cmd_inspect, "tune": cmd_tune}[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from sgmmq import runs
+
+    if args.resume:
+        out = args.out or (pathlib.Path("runs") / f"{args.task}-s{args.seed}" if args.task else None)
+        if out is None or not (out / runs.RUN_FILE).exists():
+            raise FileNotFoundError(f"No run to resume in {out} (give the run's folder with --out)")
+        run = json.loads((out / runs.RUN_FILE).read_text())
+        task = runs.resolve_task(run["task"])
+        model, curve, exact = runs.load_checkpoint(out / runs.CHECKPOINT_DIR, task, run["seed"])
+        print(f"resuming {out} at step {model.num_timesteps:,} of {run['steps']:,}"
+              + ("" if exact else " (env state not picklable: continuing from a fresh episode, not bit-identical)"))
+    else:
+        if not args.task:
+            raise ValueError("give a task, e.g. sgmmq train CartPole-v1 (or --resume --out FOLDER)")
+        task = runs.resolve_task(args.task)
+        out = args.out or pathlib.Path("runs") / f"{task.env_id}-s{args.seed}"
+        if runs.holds_run(out) and not args.overwrite:
+            raise FileExistsError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
+        hyperparameters = runs.read_config(args.config) if args.config else {}
+        hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
+        model = runs.build_model(task, args.seed, hyperparameters)
+        if args.overwrite:
+            _clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        run = {"task": task.env_id, "steps": args.steps or task.budget, "seed": args.seed,
+               "checkpoint_every": args.checkpoint_every, "hyperparameters": hyperparameters}
+        (out / runs.RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+        curve = []
+    finished = runs.train_run(model, out, run["steps"], run["checkpoint_every"], curve,
+                              stop_after=args.stop_after, progress_bar=not args.no_progress)
+    if not finished:
+        print(f"stopped at step {model.num_timesteps:,}; continue with: sgmmq train --resume --out {out}")
+        return 0
+    model.save(out / runs.MODEL_FILE)
+    _print_score(model, task, run["seed"], args.eval_episodes)
+    print(f"live components: {model.live_components}, parameters: {model.num_parameters():,}")
+    print(f"saved to {out / runs.MODEL_FILE} (logs: {out / 'logs'}, curve: {out / runs.CURVE_FILE})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    model, task = _load(args.model, args.task)
+    _print_score(model, task, args.seed, args.episodes)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import imageio.v2 as imageio
+
+    from sgmmq.envs.factory import make_env
+
+    model, task = _load(args.model, args.task)
+    out = args.out or pathlib.Path(args.model).with_suffix(".gif")
+    if out.suffix not in (".gif", ".mp4"):
+        raise ValueError(f"render writes .gif or .mp4, got {out}")
+    if out.suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ValueError("writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif") from None
+    env = make_env(task, seed=args.seed, render_mode="rgb_array")
+    obs, _ = env.reset(seed=args.seed)
+    frames, total, done = [env.render()], 0.0, False
+    while not done and len(frames) < args.max_frames:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+        frames.append(env.render())
+    env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".gif":
+        imageio.mimsave(out, frames, duration=1000 / args.fps, loop=0)
+    else:
+        imageio.mimsave(out, frames, fps=args.fps)
+    print(f"{task.env_id}: one episode, return {total:.1f}, {len(frames)} frames -> {out}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from sgmmq import inspection
+
+    model, task = _load(args.model, None, need_task=False)
+    png = args.png or pathlib.Path(args.model).with_name(pathlib.Path(args.model).stem + "_gaussians.png")
+    inspection.print_table(model, task)
+    inspection.draw(model, png)
+    print(f"picture: {png}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sgmmq import runs, tuning
+
+    task = runs.resolve_task(args.task)
+    out = args.out or pathlib.Path("tune") / task.env_id
+    best = tuning.tune(task, out, n_trials=args.trials, steps=args.steps or task.budget, n_seeds=args.seeds,
+                       eval_episodes=args.eval_episodes, storage=args.storage, study_name=args.study, timeout=args.timeout)
+    print(f"best normalized score {best['score']:.3f} (trial {best['trial']}); config: {best['config']}")
+    print(f"train with it: sgmmq train {task.env_id} --config {best['config']}")
+    return 0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _load(path: str, task_id: str | None, need_task: bool = True) -> tuple[Any, Any]:
+    from sgmmq import SGMMQ, runs
+
+    model = SGMMQ.load(path)
+    task_id = task_id or getattr(model, "task_id", None)
+    if task_id is None and need_task:
+        raise ValueError(f"{path} does not record its task; pass --task")
+    return model, runs.resolve_task(task_id) if task_id else None
+
+
+def _print_score(model: Any, task: Any, seed: int, episodes: int | None) -> None:
+    from sgmmq.baselines.run import evaluate
+
+    returns = evaluate(model, task, seed, n_episodes=episodes)
+    print(f"{task.env_id}: score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} deterministic episodes")
+
+
+def _clear_run(out: pathlib.Path) -> None:
+    import shutil
+
+    from sgmmq import runs
+
+    for name in (runs.RUN_FILE, runs.MODEL_FILE, runs.CURVE_FILE):
+        (out / name).unlink(missing_ok=True)
+    for name in (runs.CHECKPOINT_DIR, "logs"):
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

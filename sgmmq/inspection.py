@@ -1,0 +1,106 @@
+"""What a trained S-GMM-Q-function holds: a table of its live Gaussians and a picture of them.
+
+Everything is in the scaled space ``[-1, 1]^d`` the Gaussians live in. A component's standard
+deviations are the square roots of its covariance eigenvalues (``C_k = P_k^{-1}``); its action is
+the action code nearest to its mean's action coordinates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def components(model: Any) -> list[dict[str, Any]]:
+    """One dict per live component, largest ``|xi|`` first."""
+    q_net = model.policy.q_net
+    with torch.no_grad():
+        xi = q_net.xi.numpy()
+        means = q_net.means.numpy()
+        covariances = torch.linalg.inv(q_net.precisions).numpy()
+        codes = q_net.codes.numpy()
+    rows = []
+    for k in np.argsort(-np.abs(xi)):
+        action_part = means[k, q_net.state_dim:]
+        rows.append({
+            "k": int(k),
+            "xi": float(xi[k]),
+            "mean": means[k, : q_net.state_dim],
+            "action": int(np.argmin(((codes - action_part) ** 2).sum(1))),
+            "std": np.sqrt(np.linalg.eigvalsh(covariances[k])),
+            "covariance": covariances[k],
+        })
+    return rows
+
+
+def print_table(model: Any, task: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    q_net = model.policy.q_net
+    title = f"{getattr(task, 'env_id', 'model')}: {q_net.n_components} live components, {model.num_parameters():,} parameters"
+    table = Table(title=title)
+    for name in ("k", "xi = u*v", "action", "mean (scaled state)", "std devs (covariance eigen)"):
+        table.add_column(name, justify="right" if name in ("k", "xi = u*v", "action") else "left")
+
+    def fmt(values: np.ndarray, sign: str = "+") -> str:
+        return " ".join(f"{v:{sign}.2f}" for v in values)
+
+    for row in components(model):
+        table.add_row(str(row["k"]), f"{row['xi']:+.3f}", str(row["action"]), fmt(row["mean"]), fmt(row["std"], ""))
+    console = Console(width=140)
+    console.print(table)
+    offset = q_net.offset
+    console.print(f"offset b = {float(offset):+.3f}" if offset is not None else "no offset")
+    console.print(f"observation box (mapped to [-1, 1]): low={model.policy.obs_bounds[0]}, high={model.policy.obs_bounds[1]}")
+
+
+def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
+    """Ellipses (2 std devs) of each Gaussian projected on pairs of state dimensions, colored by action.
+
+    With a 2-D state (MountainCar) the background shows the greedy action over the whole box.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    q_net = model.policy.q_net
+    pairs = list(itertools.combinations(range(q_net.state_dim), 2))[:max_panels] or [(0, 0)]
+    n_actions = q_net.codes.shape[0]
+    colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4.2), squeeze=False)
+    rows = components(model)
+    top = max((abs(r["xi"]) for r in rows), default=1.0) or 1.0
+    for ax, (i, j) in zip(axes[0], pairs):
+        if q_net.state_dim == 2:
+            _greedy_background(ax, q_net, colors)
+        for row in rows:
+            cov = row["covariance"][np.ix_([i, j], [i, j])]
+            eigvals, eigvecs = np.linalg.eigh(cov)
+            angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
+            width, height = 4 * np.sqrt(eigvals[::-1])  # 2 std devs each side
+            alpha = 0.15 + 0.75 * abs(row["xi"]) / top
+            ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle,
+                                 facecolor=(*colors[row["action"]][:3], alpha * 0.4), edgecolor=colors[row["action"]], lw=1))
+            ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]])
+        ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel=f"x{i} (scaled)", ylabel=f"x{j} (scaled)", aspect="equal")
+    handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
+    fig.legend(handles=handles, loc="upper right", fontsize=8)
+    fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters (2-std ellipses; opacity ~ |xi|)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _greedy_background(ax: Any, q_net: Any, colors: np.ndarray, n: int = 120) -> None:
+    grid = np.linspace(-1, 1, n, dtype=np.float32)
+    xx, yy = np.meshgrid(grid, grid)
+    with torch.no_grad():
+        greedy = q_net(torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1))).argmax(1).numpy().reshape(n, n)
+    ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.25)
