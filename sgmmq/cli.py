@@ -202,7 +202,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     task = runs.resolve_task(args.task)
     out = args.out or pathlib.Path("tune") / task.env_id
     best = tuning.tune(task, out, n_trials=args.trials, steps=args.steps or task.budget, n_seeds=args.seeds,
-                       eval_episodes=args.eval_episodes, storage=args.storage, study_name=args.study, timeout=args.timeout)
+                       eval_episodes=args.eval_episodes, storage=args.storage, study_name=args.study, timeout=args.timeout,
+                       sampler_seed=None if args.storage else 0)  # workers sharing a database must not draw alike
     print(f"best normalized score {best['score']:.3f} (trial {best['trial']}); config: {best['config']}")
     print(f"train with it: sgmmq train {task.env_id} --config {best['config']}")
     return 0

@@ -55,12 +55,12 @@ def print_table(model: Any, task: Any = None) -> None:
     console = Console(width=140)
     console.print(table)
     offset = q_net.offset
-    console.print(f"offset b = {float(offset):+.3f}" if offset is not None else "no offset")
+    console.print(f"offset b = {float(offset.detach()):+.3f}" if offset is not None else "no offset")
     console.print(f"observation box (mapped to [-1, 1]): low={model.policy.obs_bounds[0]}, high={model.policy.obs_bounds[1]}")
 
 
 def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
-    """Ellipses (2 std devs) of each Gaussian projected on pairs of state dimensions, colored by action.
+    """Ellipses (1 std dev) of each Gaussian projected on pairs of state dimensions, colored by action.
 
     With a 2-D state (MountainCar) the background shows the greedy action over the whole box.
     """
@@ -74,25 +74,27 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
     pairs = list(itertools.combinations(range(q_net.state_dim), 2))[:max_panels] or [(0, 0)]
     n_actions = q_net.codes.shape[0]
     colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4.2), squeeze=False)
+    ncols = min(3, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows + 0.4), squeeze=False)
     rows = components(model)
     top = max((abs(r["xi"]) for r in rows), default=1.0) or 1.0
-    for ax, (i, j) in zip(axes[0], pairs):
+    for ax, (i, j) in zip(axes.ravel(), pairs):
         if q_net.state_dim == 2:
             _greedy_background(ax, q_net, colors)
         for row in rows:
             cov = row["covariance"][np.ix_([i, j], [i, j])]
             eigvals, eigvecs = np.linalg.eigh(cov)
             angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
-            width, height = 4 * np.sqrt(eigvals[::-1])  # 2 std devs each side
+            width, height = 2 * np.sqrt(eigvals[::-1])  # 1 std dev each side
             alpha = 0.15 + 0.75 * abs(row["xi"]) / top
             ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle,
-                                 facecolor=(*colors[row["action"]][:3], alpha * 0.4), edgecolor=colors[row["action"]], lw=1))
+                                 facecolor=(*colors[row["action"]][:3], alpha * 0.12), edgecolor=colors[row["action"]], lw=1))
             ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]])
         ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel=f"x{i} (scaled)", ylabel=f"x{j} (scaled)", aspect="equal")
     handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
     fig.legend(handles=handles, loc="upper right", fontsize=8)
-    fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters (2-std ellipses; opacity ~ |xi|)")
+    fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters\n(1-std ellipses in the scaled box; opacity ~ |xi|)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
