@@ -1,4 +1,4 @@
-"""The ``sgmmq`` command line: train, eval, render, inspect, tune, and the RL Zoo launcher.
+"""The ``sgmmq`` command line: train, eval, render, inspect, tune, the benchmark and the RL Zoo launcher.
 
     sgmmq train CartPole-v1 --steps 50000 --seed 0 --out runs/cp
     sgmmq eval runs/cp/model.zip --episodes 20
@@ -6,6 +6,7 @@
     sgmmq inspect runs/cp/model.zip
     sgmmq tune CartPole-v1 --trials 20 --steps 20000
     sgmmq zoo --env CartPole-v1 -n 50000          (rl_zoo3's trainer with --algo sgmmq)
+    sgmmq bench --tasks CartPole-v1               (python -m sgmmq.benchmark)
 
 Errors a person meets first (unknown task, foreign or newer model file, a folder that already
 holds a run, an unsupported space, a bad hyperparameter) print ``error: <message>`` and exit 2.
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", default=None, help="study name (default: sgmmq-TASK)")
     tune.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
 
+    command("bench", "Run the S-GMM-QF vs DQN benchmark of sgmmq.benchmark (arguments go to it; resumable).",
+            "sgmmq bench --tasks CartPole-v1      (python -m sgmmq.benchmark --help for its options)")
     command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
             "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
     return parser
@@ -92,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         from sgmmq import zoo
 
         return zoo.main(argv[1:])
+    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
+        from sgmmq import benchmark
+
+        sys.argv = ["sgmmq.benchmark", *argv[1:]]
+        benchmark.main()
+        return 0
     args = _parser().parse_args(argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     import torch

@@ -48,7 +48,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_help_of_every_command_says_what_it_does_with_an_example() -> None:
     assert "train" in ok(sgmmq("--help"))
-    for command in ("train", "eval", "render", "inspect", "tune"):
+    for command in ("train", "eval", "render", "inspect", "tune", "bench", "zoo"):
         text = ok(sgmmq(command, "--help"))
         assert "example:" in text and f"sgmmq {command} " in text
 
