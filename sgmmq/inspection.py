@@ -56,7 +56,8 @@ def print_table(model: Any, task: Any = None) -> None:
     console.print(table)
     offset = q_net.offset
     console.print(f"offset b = {float(offset.detach()):+.3f}" if offset is not None else "no offset")
-    console.print(f"observation box (mapped to [-1, 1]): low={model.policy.obs_bounds[0]}, high={model.policy.obs_bounds[1]}")
+    low, high = (" ".join(f"{v:.4g}" for v in bound) for bound in model.policy.obs_bounds)
+    console.print(f"observation box (mapped to [-1, 1]): low [{low}], high [{high}]")
 
 
 def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:

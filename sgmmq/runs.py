@@ -6,7 +6,8 @@ and TensorBoard output) and ``checkpoint/`` (model, replay window, random-genera
 states, written every ``checkpoint_every`` steps). Training always advances in chunks of
 ``checkpoint_every`` steps with the learning-rate and exploration schedules computed over the whole
 budget, so a run resumed from its checkpoint continues exactly as the uninterrupted run would
-(when the environment can be pickled: the classic-control tasks can, Box2D ones cannot).
+(when the environment can be pickled: the classic-control tasks can; a Box2D task such as
+LunarLander resumes from a fresh episode, so its curve differs from the uninterrupted one).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sgmmq import SGMMQ
 from sgmmq.envs import TASKS, Task, get_task
 from sgmmq.envs.factory import make_vec_env
 
+PICKLABLE_ENV_MODULES = ("gymnasium.envs.classic_control",)
 RUN_FILE, MODEL_FILE, CURVE_FILE, CHECKPOINT_DIR = "run.json", "model.zip", "curve.csv", "checkpoint"
 
 
@@ -123,13 +125,17 @@ def _set_rng_states(model: SGMMQ, states: dict[str, Any]) -> None:
     model.action_space.np_random.bit_generator.state = states["action_space"]
 
 
+def _restorable(env: Any) -> bool:
+    """Only pure-Python envs pickle to a working copy (Box2D pickles without its world, then fails)."""
+    envs = getattr(env, "envs", None)
+    return envs is not None and all(type(e.unwrapped).__module__.startswith(PICKLABLE_ENV_MODULES) for e in envs)
+
+
 def save_checkpoint(model: SGMMQ, folder: pathlib.Path, curve: list[tuple[int, float]]) -> None:
     """Model, replay window, pruner strikes, RNG states, environment (when picklable), curve so far."""
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        env_bytes = cloudpickle.dumps(model.get_env())
-    except Exception:  # Box2D and other envs holding C objects
-        env_bytes = None
+    env = model.get_env()
+    env_bytes = cloudpickle.dumps(env) if _restorable(env) else None
     state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve), "pruner_strikes": model.pruner.strikes}
     model.save(folder / MODEL_FILE)
     model.save_replay_buffer(folder / "replay_buffer.pkl")
