@@ -158,7 +158,8 @@ class SGMMQ(OffPolicyAlgorithm):
         if "obs_bounds" not in self.policy_kwargs and self.env is not None:
             self.policy_kwargs = {**self.policy_kwargs, "obs_bounds": _declared_box(self.env, self.observation_space)}
         super()._setup_model()
-        self.pruner = Pruner(self.prune_threshold, self.prune_patience)
+        if getattr(self, "pruner", None) is None:  # a loaded model brings its pruner (strike counts) along
+            self.pruner = Pruner(self.prune_threshold, self.prune_patience)
         self.exploration_schedule = LinearSchedule(
             self.exploration_initial_eps, self.exploration_final_eps, self.exploration_fraction
         )
@@ -285,10 +286,18 @@ class SGMMQ(OffPolicyAlgorithm):
         return self.policy.q_net.n_components
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "pruner", "exploration_schedule"]
+        return [*super()._excluded_save_params(), "exploration_schedule"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "policy.optimizer"], []
+
+    def set_parameters(self, *args: Any, **kwargs: Any) -> None:
+        super().set_parameters(*args, **kwargs)
+        # torch's Optimizer.load_state_dict turns geoopt's integer ``step`` into a float tensor,
+        # which moves Adam's bias correction in the last bits: resumed training would drift.
+        for state in self.policy.optimizer.state.values():
+            if isinstance(state.get("step"), torch.Tensor):
+                state["step"] = int(state["step"].item())
 
     @classmethod
     def load(cls, path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SGMMQ:  # type: ignore[override]

@@ -2,6 +2,10 @@
 
     python -m sgmmq.benchmark                       # the full plan below, resumable
     python -m sgmmq.benchmark --tasks CartPole-v1   # one task
+    python -m sgmmq.benchmark --ablation            # each option against the defaults, CartPole-v1
+
+The ablation (``results/ablation``) trains S-GMM-QF on CartPole-v1 with one option changed at a
+time (seeds 0-2 each), which is how the defaults were chosen.
 
 Plan: CartPole-v1 (50k steps) S-GMM-QF on seeds 0-9, DQN on seeds 0-2; Acrobot-v1 (100k) and
 MountainCar-v0 (120k) S-GMM-QF on seeds 0-2, DQN on seed 0. Runs go one at a time, in the order
@@ -39,6 +43,19 @@ PLAN: dict[str, tuple[list[int], list[int]]] = {  # task: (S-GMM-QF seeds, DQN s
     "Acrobot-v1": ([0, 1, 2], [0]),
     "MountainCar-v0": ([0, 1, 2], [0]),
 }
+
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "constant_lr": dict(learning_rate=1e-2),
+    "residual_target": dict(target="residual"),
+    "replay_window_20k": dict(window_size=20_000),
+    "onehot_actions": dict(policy_kwargs=dict(action_encoding="onehot")),
+    "normalized_bumps": dict(policy_kwargs=dict(normalized=True)),
+    "data_means": dict(mean_init="data"),
+    "rsgd": dict(policy_kwargs=dict(optimizer_class="rsgd"), learning_rate=1e-3),
+    "positive_factors": dict(policy_kwargs=dict(factor_signs="positive")),
+}
+ABLATION_SEEDS = [0, 1, 2]
 
 
 def run_sgmmq(task: Task | str, seed: int, n_timesteps: int | None = None, **overrides: Any) -> dict[str, Any]:
@@ -135,13 +152,62 @@ def threshold(task: Task) -> float:
     return task.success_threshold
 
 
+def write_ablation_readme(out: Path, command: str) -> None:
+    results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
+    lines = [
+        "# Which options are the defaults: CartPole-v1, 50,000 steps, one option changed at a time",
+        "",
+        "Final score: mean return of 20 deterministic episodes on a separately seeded env. Every seed listed.",
+        "`defaults` are the runs of `results/agent` (same code, same seeds).",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Versions: {versions()}. Machine: {machine()}.",
+        "",
+        "| variant | change | seed: score | mean | live params | train s/run |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    defaults = Path("results/agent/per_run")
+    rows = {"defaults": [json.loads(p.read_text()) for p in sorted(defaults.glob("CartPole-v1_sgmmq_s*.json"))]}
+    rows["defaults"] = [r for r in rows["defaults"] if r["seed"] in ABLATION_SEEDS]
+    for name in ABLATIONS:
+        rows[name] = [r for r in results if r.get("variant") == name]
+    for name, rs in rows.items():
+        if not rs:
+            continue
+        rs = sorted(rs, key=lambda r: r["seed"])
+        lives = [r["params"]["inference"] for r in rs]
+        lines.append(
+            f"| {name} | {ABLATIONS.get(name, {})} | " + "; ".join(f"{r['seed']}: {r['score_mean']:.1f}" for r in rs)
+            + f" | {np.mean([r['score_mean'] for r in rs]):.1f} | {min(lives)}-{max(lives)} | {np.mean([r['train_seconds'] for r in rs]):.0f} |"
+        )
+    lines.append("")
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def run_ablation(out: Path, command: str) -> None:
+    runs = [(name, seed) for name in ABLATIONS for seed in ABLATION_SEEDS]
+    runs = [(name, seed) for name, seed in runs if not (out / "per_run" / f"{name}_s{seed}.json").exists()]
+    for name, seed in tqdm(runs, desc="ablation runs", unit="run"):
+        result = run_sgmmq("CartPole-v1", seed, **ABLATIONS[name])
+        result["variant"] = name
+        write_json_atomic(out / "per_run" / f"{name}_s{seed}.json", result)
+        write_ablation_readme(out, command)
+        tqdm.write(f"{name} s{seed}: {result['score_mean']:.1f} live={result['params']['inference']}")
+    write_ablation_readme(out, command)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(PLAN), choices=list(PLAN))
-    parser.add_argument("--out", type=Path, default=Path("results/agent"))
+    parser.add_argument("--ablation", action="store_true", help="CartPole-v1, one option changed at a time")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/agent (results/ablation with --ablation)")
     args = parser.parse_args()
     os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
     command = "python -m sgmmq.benchmark " + " ".join(sys.argv[1:])
+    if args.ablation:
+        return run_ablation(args.out or Path("results/ablation"), command)
+    args.out = args.out or Path("results/agent")
     runs = [run for run in plan(args.tasks) if not (args.out / "per_run" / f"{run_name(run)}.json").exists()]
     for run in tqdm(runs, desc="benchmark runs", unit="run"):
         if run["method"] == "sgmmq":

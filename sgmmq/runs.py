@@ -132,11 +132,11 @@ def _restorable(env: Any) -> bool:
 
 
 def save_checkpoint(model: SGMMQ, folder: pathlib.Path, curve: list[tuple[int, float]]) -> None:
-    """Model, replay window, pruner strikes, RNG states, environment (when picklable), curve so far."""
+    """Model (with its pruner), replay window, RNG states, environment (when picklable), curve so far."""
     folder.mkdir(parents=True, exist_ok=True)
     env = model.get_env()
     env_bytes = cloudpickle.dumps(env) if _restorable(env) else None
-    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve), "pruner_strikes": model.pruner.strikes}
+    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve)}
     model.save(folder / MODEL_FILE)
     model.save_replay_buffer(folder / "replay_buffer.pkl")
     (folder / "state.pkl").write_bytes(cloudpickle.dumps(state))
@@ -151,19 +151,8 @@ def load_checkpoint(folder: pathlib.Path, task: Task, seed: int) -> tuple[SGMMQ,
     env = cloudpickle.loads(state["env"]) if exact else make_env(task, seed)
     model = SGMMQ.load(folder / MODEL_FILE, env=env, force_reset=not exact)
     model.load_replay_buffer(folder / "replay_buffer.pkl")
-    model.pruner.strikes = state["pruner_strikes"]
-    _restore_integer_steps(model.policy.optimizer)
     _set_rng_states(model, state["rng"])
     return model, state["curve"], exact
-
-
-def _restore_integer_steps(optimizer: torch.optim.Optimizer) -> None:
-    """geoopt keeps ``step`` as a Python int; torch's ``load_state_dict`` turns it into a float32
-    tensor, which changes Adam's bias correction in the last bits. Put the int back."""
-    for param_state in optimizer.state.values():
-        step = param_state.get("step")
-        if isinstance(step, torch.Tensor) and step.numel() == 1:
-            param_state["step"] = int(step.item())
 
 
 class RunCallback(BaseCallback):
