@@ -106,7 +106,7 @@ def run_name(run: dict[str, Any]) -> str:
     return f"{run['env_id']}_{run['method']}_s{run['seed']}"
 
 
-def write_readme(out: Path, command: str) -> None:
+def write_readme(out: Path) -> None:
     results = [json.loads(p.read_text()) for p in sorted((out / "per_run").glob("*.json"))]
     lines = [
         "# S-GMM-QF against DQN (RL Zoo hyperparameters)",
@@ -117,7 +117,9 @@ def write_readme(out: Path, command: str) -> None:
         "Wall-clock: training only, one torch thread, runs one at a time, DQN and S-GMM-QF interleaved;",
         "ratio = S-GMM-QF seconds per 1,000 steps / DQN seconds per 1,000 steps on this machine.",
         "",
-        f"Command: `{command}`",
+        "Commands (each invocation, with what else shared the machine):",
+        "",
+        *[f"- `{line}`" for line in command_log(out)],
         "",
         f"Versions: {versions()}.",
         "",
@@ -145,6 +147,17 @@ def write_readme(out: Path, command: str) -> None:
         lines.append("")
     lines += [f"{len(results)} runs; raw results (episode returns, pruning events, counts) in `per_run/*.json`.", ""]
     (out / "README.md").write_text("\n".join(lines))
+
+
+def command_log(out: Path) -> list[str]:
+    log = out / "commands.txt"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def log_command(out: Path, command: str, note: str | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "commands.txt", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M')} {command}" + (f"  ({note})" if note else "") + "\n")
 
 
 def threshold(task: Task) -> float:
@@ -202,12 +215,17 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(PLAN), choices=list(PLAN))
     parser.add_argument("--ablation", action="store_true", help="CartPole-v1, one option changed at a time")
     parser.add_argument("--out", type=Path, default=None, help="default: results/agent (results/ablation with --ablation)")
+    parser.add_argument("--note", default=None, help="what else ran on the machine meanwhile (goes into the README)")
+    parser.add_argument("--readme-only", action="store_true", help="regenerate the README from the finished runs")
     args = parser.parse_args()
     os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
     command = "python -m sgmmq.benchmark " + " ".join(sys.argv[1:])
     if args.ablation:
         return run_ablation(args.out or Path("results/ablation"), command)
     args.out = args.out or Path("results/agent")
+    if args.readme_only:
+        return write_readme(args.out)
+    log_command(args.out, command, args.note)
     runs = [run for run in plan(args.tasks) if not (args.out / "per_run" / f"{run_name(run)}.json").exists()]
     for run in tqdm(runs, desc="benchmark runs", unit="run"):
         if run["method"] == "sgmmq":
@@ -215,9 +233,9 @@ def main() -> None:
         else:
             result = train_and_evaluate(run["method"], run["env_id"], run["seed"])
         write_json_atomic(args.out / "per_run" / f"{run_name(run)}.json", result)
-        write_readme(args.out, command)
+        write_readme(args.out)
         tqdm.write(f"{run_name(run)}: {result['score_mean']:.1f} live={result['params']['inference']} {result['train_seconds']:.0f}s")
-    write_readme(args.out, command)
+    write_readme(args.out)
 
 
 if __name__ == "__main__":
