@@ -6,7 +6,9 @@
     sgmmq inspect runs/cp/model.zip
     sgmmq tune CartPole-v1 --trials 20 --steps 20000
     sgmmq zoo --env CartPole-v1 -n 50000          (rl_zoo3's trainer with --algo sgmmq)
-    sgmmq bench --tasks CartPole-v1               (python -m sgmmq.benchmark)
+    sgmmq bench studies/smoke.yml --out /tmp/smoke (a sweep; sgmmq.study)
+    sgmmq report /tmp/smoke                       (its tables, plots and README.md)
+    sgmmq bench --tasks CartPole-v1               (no config file: python -m sgmmq.benchmark)
 
 Errors a person meets first (unknown task, foreign or newer model file, a folder that already
 holds a run, an unsupported space, a bad hyperparameter) print ``error: <message>`` and exit 2.
@@ -22,6 +24,7 @@ import sys
 from typing import Any
 
 EXIT_USAGE = 2
+_CONFIG_SUFFIXES = (".yml", ".yaml", ".json", ".toml")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,8 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", default=None, help="study name (default: sgmmq-TASK)")
     tune.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
 
-    command("bench", "Run the S-GMM-QF vs DQN benchmark of sgmmq.benchmark (arguments go to it; resumable).",
-            "sgmmq bench --tasks CartPole-v1      (python -m sgmmq.benchmark --help for its options)")
+    bench = command("bench", "Run a parameter-efficiency sweep (tasks x methods x budgets x seeds) from a config file; resumable.\n"
+                    "Without a config file (e.g. sgmmq bench --tasks CartPole-v1) it runs sgmmq.benchmark instead.",
+                    "sgmmq bench studies/smoke.yml --out /tmp/smoke --workers 2   (then: sgmmq report /tmp/smoke)")
+    bench.add_argument("config", type=pathlib.Path, help="sweep config (.yml/.yaml/.json/.toml), see sgmmq.study.config")
+    bench.add_argument("--out", type=pathlib.Path, required=True, help="results folder (runs/<id>.json, models/<id>.zip)")
+    bench.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: a process pool on this machine (default); ray: Ray tasks")
+    bench.add_argument("--workers", type=int, default=None, help="runs in parallel (default: all cores; ray: local instance CPUs)")
+    bench.add_argument("--address", default=None, help="Ray cluster address (e.g. auto, ray://head:10001); default: a local Ray instance")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = command("report", "Turn a sweep's results folder into tables (IQM, 95% CIs), plots and its README.md.",
+                     "sgmmq report /tmp/smoke      (writes /tmp/smoke/README.md and its PNGs)")
+    report.add_argument("results", type=pathlib.Path)
+    report.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for tables (default 2000)")
+    report.add_argument("--curve-reps", type=int, default=500, help="bootstrap resamples for learning curves (default 500)")
     command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
             "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
     return parser
@@ -95,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         from sgmmq import zoo
 
         return zoo.main(argv[1:])
-    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
+    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:]) and not any(a.endswith(_CONFIG_SUFFIXES) for a in argv[1:]):
         from sgmmq import benchmark
 
         sys.argv = ["sgmmq.benchmark", *argv[1:]]
@@ -107,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # small models: one thread is faster and immune to a busy neighbour
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "render": cmd_render, "inspect": cmd_inspect, "tune": cmd_tune}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "render": cmd_render, "inspect": cmd_inspect, "tune": cmd_tune,
+                "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -215,6 +233,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
                        sampler_seed=None if args.storage else 0)  # workers sharing a database must not draw alike
     print(f"best normalized score {best['score']:.3f} (trial {best['trial']}); config: {best['config']}")
     print(f"train with it: sgmmq train {task.env_id} --config {best['config']}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sgmmq.study import config, runner
+
+    sweep = config.read(args.config)
+    runner.log_command(args.out, "sgmmq bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]))
+    counts = runner.sweep(sweep, args.out, backend=args.backend, workers=args.workers, address=args.address,
+                          progress=not args.no_progress)
+    print(f"{counts['runs']} runs: {counts['skipped']} already done, {counts['ok']} finished now, {counts['failed']} failed"
+          f" -> {args.out}" + (f"; report: sgmmq report {args.out}" if counts["ok"] or counts["skipped"] else ""))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sgmmq.study import report
+
+    readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps)
+    print(f"wrote {readme} and {len(list(readme.parent.glob('*.png')))} PNGs")
     return 0
 
 

@@ -1,0 +1,363 @@
+"""Turn a sweep's results folder into tables, statistics and pictures, and its README.md.
+
+    sgmmq report results/study          # writes results/study/README.md and results/study/*.png
+
+Statistics (rliable): interquartile mean (IQM) with 95% stratified-bootstrap (percentile)
+intervals, per task on raw final scores and over tasks on normalized scores
+(``Task.score_range``), and the probability of improvement of each S-GMM-QF budget over each
+baseline. Over tasks a method's matrix is (seeds x tasks): every task contributes its first ``n``
+seeds, ``n`` the smallest seed count among them, and only (method, budget)s run on every task
+enter the aggregate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from sgmmq.envs.tasks import get_task
+from sgmmq.study.runner import RUNS_DIR
+
+SGMMQ = "sgmmq"
+
+
+# --- statistics -----------------------------------------------------------------------------------
+def _rliable() -> tuple[Any, Any]:
+    warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+    from rliable import library, metrics
+
+    return library, metrics
+
+
+def iqm_intervals(scores: dict[str, np.ndarray], reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """``{name: (IQM, low, high)}`` of (runs x tasks) score matrices, 95% stratified bootstrap."""
+    library, metrics = _rliable()
+    point, interval = library.get_interval_estimates(
+        {k: np.asarray(v, dtype=float) for k, v in scores.items()},
+        lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, random_state=np.random.RandomState(seed),
+    )
+    return {k: (float(point[k][0]), float(interval[k][0, 0]), float(interval[k][1, 0])) for k in scores}
+
+
+def improvement(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """``{name: (P(X > Y), low, high)}`` for (runs x tasks) matrices X, Y (rliable's probability of improvement)."""
+    library, metrics = _rliable()
+    point, interval = library.get_interval_estimates(
+        {k: [np.asarray(x, dtype=float), np.asarray(y, dtype=float)] for k, (x, y) in pairs.items()},
+        metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed),
+    )
+    return {k: (float(np.ravel(point[k])[0]), *(float(v) for v in np.ravel(interval[k]))) for k in pairs}
+
+
+def iqm_curves(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM over runs at every evaluation point of a (runs x points) matrix, with 95% intervals."""
+    library, metrics = _rliable()
+    frames = np.asarray(curves, dtype=float)[:, None, :]  # (runs, 1 task, points), as rliable's sample-efficiency curves
+    point, interval = library.get_interval_estimates(
+        {"c": frames}, lambda x: np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])]),
+        reps=reps, random_state=np.random.RandomState(seed),
+    )
+    return point["c"], interval["c"][0], interval["c"][1]
+
+
+# --- loading ------------------------------------------------------------------------------------
+def load(results: pathlib.Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(finished runs, failed runs) of a results folder; unreadable files count as neither."""
+    ok, failed = [], []
+    for path in sorted((results / RUNS_DIR).glob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except ValueError:
+            continue
+        (ok if result.get("status") == "ok" else failed).append(result)
+    return ok, failed
+
+
+def _budget_order(result: dict[str, Any]) -> Any:
+    budget = result.get("budget")
+    if isinstance(budget, list):
+        return sum(budget), len(budget)
+    return (budget or 0, 0)
+
+
+def group(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{task: {config: [runs sorted by seed]}}``, configs in method then budget order."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    ordered = sorted(results, key=lambda r: (r["label"] != SGMMQ, r["label"], _budget_order(r), r["seed"]))
+    for r in ordered:
+        out[r["task"]].setdefault(r["config"], []).append(r)
+    return dict(out)
+
+
+# --- tables -------------------------------------------------------------------------------------
+def _ci(values: tuple[float, float, float], fmt: str = ".1f") -> str:
+    return f"{values[0]:{fmt}} [{values[1]:{fmt}}, {values[2]:{fmt}}]"
+
+
+def task_table(configs: dict[str, list[dict[str, Any]]], failed: int, reps: int) -> list[str]:
+    raw = iqm_intervals({c: np.array([[r["score_mean"]] for r in rs]) for c, rs in configs.items()}, reps)
+    norm = iqm_intervals({c: np.array([[r["normalized_score"]] for r in rs]) for c, rs in configs.items()}, reps)
+    lines = ["| method | budget | seeds | final score IQM [95% CI] | normalized IQM [95% CI] | live params median [min, max] "
+             "| training params (median) | train s/run (mean) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for config, rs in configs.items():
+        live = [r["params"]["inference"] for r in rs]
+        lines.append(
+            f"| {rs[0]['label']} | {config.split(' ', 1)[1]} | {len(rs)} | {_ci(raw[config])} | {_ci(norm[config], '.2f')} "
+            f"| {np.median(live):,.0f} [{min(live):,}, {max(live):,}] | {np.median([r['params']['training'] for r in rs]):,.0f} "
+            f"| {np.mean([r['train_seconds'] for r in rs]):.1f} |"
+        )
+    if failed:
+        lines += ["", f"{failed} failed run(s) of this task are listed at the end."]
+    return lines
+
+
+def normalized_matrices(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, np.ndarray]:
+    """(seeds x tasks) normalized final scores of each config run on every task."""
+    tasks = list(grouped)
+    common = [c for c in next(iter(grouped.values())) if all(c in grouped[t] for t in tasks)]
+    matrices = {}
+    for config in common:
+        n = min(len(grouped[t][config]) for t in tasks)
+        matrices[config] = np.array([[grouped[t][config][i]["normalized_score"] for t in tasks] for i in range(n)])
+    return matrices
+
+
+# --- figures ------------------------------------------------------------------------------------
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _aligned(rs: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every run's curve of ``key`` on the first run's evaluation steps (interpolated if they differ)."""
+    steps = np.array([p["step"] for p in rs[0]["curve"]], dtype=float)
+    rows = [np.interp(steps, [p["step"] for p in r["curve"]], [p.get(key, np.nan) for p in r["curve"]]) for r in rs]
+    return steps, np.array(rows)
+
+
+def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], path: pathlib.Path, reps: int) -> None:
+    plt = _plt()
+    labels = list(dict.fromkeys(rs[0]["label"] for rs in configs.values()))
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.6 * len(labels), 3.6), squeeze=False, sharey=True)
+    for ax, label in zip(axes[0], labels):
+        for config, rs in configs.items():
+            if rs[0]["label"] != label:
+                continue
+            steps, scores = _aligned(rs, "score")
+            iqm, low, high = iqm_curves(scores, reps)
+            line, = ax.plot(steps, iqm, label=f"{config.split(' ', 1)[1]} ({np.median([r['params']['inference'] for r in rs]):,.0f} p)")
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+        ax.axhline(get_task(task).success_threshold, color="gray", ls=":", lw=1)
+        ax.set(title=label, xlabel="environment steps")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("return (IQM over seeds, 95% CI)")
+    fig.suptitle(f"{task}: learning curves (deterministic evaluation episodes)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], path: pathlib.Path, reps: int) -> None:
+    """The headline: final score against live parameters, one line per method over its budgets."""
+    plt = _plt()
+    tasks = list(grouped)
+    ncols = min(3, len(tasks))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.9 * nrows), squeeze=False)
+    for ax, task in zip(axes.ravel(), tasks):
+        configs = grouped[task]
+        stats = iqm_intervals({c: np.array([[r["score_mean"]] for r in rs]) for c, rs in configs.items()}, reps)
+        for label in dict.fromkeys(rs[0]["label"] for rs in configs.values()):
+            mine = [(np.median([r["params"]["inference"] for r in rs]), *stats[c]) for c, rs in configs.items() if rs[0]["label"] == label]
+            x, y, low, high = np.array(sorted(mine)).T
+            ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=label,
+                        lw=2.5 if label == SGMMQ else 1.2)
+        ax.axhline(get_task(task).success_threshold, color="gray", ls=":", lw=1)
+        ax.set(xscale="log", title=task, xlabel="live parameters (log)", ylabel="final return (IQM, 95% CI)")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(tasks):]:
+        ax.axis("off")
+    fig.suptitle("Return versus live parameters\n(dotted: the task's success threshold)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_live_components(grouped: dict[str, dict[str, list[dict[str, Any]]]], path: pathlib.Path) -> bool:
+    plt = _plt()
+    tasks = [t for t in grouped if any(rs[0]["method"] == SGMMQ for rs in grouped[t].values())]
+    if not tasks:
+        return False
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for config, rs in grouped[task].items():
+            if rs[0]["method"] != SGMMQ:
+                continue
+            steps, live = _aligned(rs, "live_components")
+            line, = ax.plot(steps, np.median(live, 0), label=config.split(" ", 1)[1])
+            ax.fill_between(steps, live.min(0), live.max(0), color=line.get_color(), alpha=0.2)
+        ax.set(title=task, xlabel="environment steps", ylabel="live components (median, min-max)")
+        ax.legend(fontsize=7, title="initial budget", title_fontsize=7)
+    fig.suptitle("S-GMM-QF: live components over training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _pairs(state_dim: int) -> list[tuple[int, int]]:
+    if state_dim <= 4:
+        return list(itertools.combinations(range(state_dim), 2))
+    return [(i, i + 1) for i in range(0, state_dim - 1, 2)]
+
+
+def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int = 120) -> None:
+    """1-std ellipses of every live Gaussian on pairs of state coordinates, coloured by action, over
+    the greedy action (background) on the plane through the box centre (the whole state for 2-D)."""
+    import torch
+    from matplotlib.patches import Ellipse
+
+    from sgmmq.inspection import components
+
+    plt = _plt()
+    q_net = model.policy.q_net
+    d, n_actions = q_net.state_dim, q_net.codes.shape[0]
+    colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
+    pairs = _pairs(d)
+    ncols = min(3, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.3 * nrows + 0.6), squeeze=False)
+    rows = components(model)
+    top = max((abs(r["xi"]) for r in rows), default=1.0) or 1.0
+    grid = np.linspace(-1, 1, n, dtype=np.float32)
+    xx, yy = np.meshgrid(grid, grid)
+    for ax, (i, j) in zip(axes.ravel(), pairs):
+        states = np.zeros((n * n, d), dtype=np.float32)
+        states[:, i], states[:, j] = xx.ravel(), yy.ravel()
+        with torch.no_grad():
+            greedy = q_net(torch.as_tensor(states)).argmax(1).numpy().reshape(n, n)
+        ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.3)
+        for row in rows:
+            cov = row["covariance"][np.ix_([i, j], [i, j])]
+            eigvals, eigvecs = np.linalg.eigh(cov)
+            angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
+            width, height = 2 * np.sqrt(eigvals[::-1])
+            ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle, fill=False,
+                                 edgecolor=colors[row["action"]], lw=0.6 + 2 * abs(row["xi"]) / top))
+            ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]], ms=5)
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal",
+               xlabel=f"s{i} in [{task.obs_low[i]:.3g}, {task.obs_high[i]:.3g}]",
+               ylabel=f"s{j} in [{task.obs_low[j]:.3g}, {task.obs_high[j]:.3g}]")
+    for ax in axes.ravel()[len(pairs):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
+    fig.legend(handles=handles, loc="upper right", fontsize=7)
+    where = "greedy action over the state space" if d == 2 else "greedy action on the plane through the box centre (other coordinates 0)"
+    fig.suptitle(f"{title}\n{q_net.n_components} live Gaussians (1-std ellipses, line width ~ |xi|); background: {where}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- the README ---------------------------------------------------------------------------------
+def _pick_model_run(configs: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The median-score seed of the best S-GMM-QF budget (by mean final score)."""
+    candidates = [rs for rs in configs.values() if rs[0]["method"] == SGMMQ and any("model" in r for r in rs)]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda rs: np.mean([r["score_mean"] for r in rs]))
+    with_model = sorted((r for r in best if "model" in r), key=lambda r: r["score_mean"])
+    return with_model[(len(with_model) - 1) // 2]
+
+
+def _last_line(error: str) -> str:
+    return error.strip().splitlines()[-1].replace("|", "\\|") if error.strip() else "?"
+
+
+def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500) -> pathlib.Path:
+    """Write ``results/README.md`` and its PNGs; return the README's path."""
+    results = pathlib.Path(results)
+    ok, failed = load(results)
+    if not ok:
+        raise ValueError(f"{results / RUNS_DIR} holds no finished run")
+    grouped = group(ok)
+    config_path = results / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    commands = (results / "commands.txt").read_text().splitlines() if (results / "commands.txt").exists() else []
+    lines = [
+        f"# Parameter-efficiency study{': ' + config['name'] if config.get('name') else ''}",
+        "",
+        "Generated by `sgmmq report` from `runs/*.json` (one file per run: evaluation curve, final score, live and",
+        "training-time parameter counts, wall-clock, versions and the exact settings).",
+        "",
+        "- Final score: mean return of the final deterministic evaluation episodes on a separately seeded env.",
+        "- IQM: interquartile mean over seeds; intervals: 95% stratified bootstrap (rliable, "
+        f"{reps:,} resamples; curves {curve_reps:,}).",
+        "- Normalized score: (score - low) / (high - low) with each task's `score_range` (`sgmmq.envs.TASKS`).",
+        "- Live parameters: `sgmmq.baselines.counting.count_parameters` (`inference`); training parameters: its `training`.",
+        "- Train s/run: training wall-clock without the evaluations, one torch thread per run.",
+        "",
+        f"{len(ok)} finished runs, {len(failed)} failed, {len(grouped)} task(s).",
+        "",
+        "Commands:",
+        "",
+        *[f"- `{c}`" for c in commands],
+        "",
+        "Versions and machines:",
+        "",
+        *[f"- {v}" for v in sorted({f"{r.get('versions', '?')}; {r.get('machine', '?')}" for r in ok})],
+        "",
+    ]
+    matrices = normalized_matrices(grouped)
+    if matrices:
+        agg = iqm_intervals(matrices, reps)
+        n_seeds = {c: m.shape[0] for c, m in matrices.items()}
+        lines += [f"## Over all tasks ({', '.join(grouped)}): normalized scores", "",
+                  "| method budget | seeds per task | normalized IQM [95% CI] |", "| --- | ---: | ---: |",
+                  *[f"| {c} | {n_seeds[c]} | {_ci(agg[c], '.3f')} |" for c in matrices], ""]
+        mine = [c for c in matrices if c.split(" ")[0] == SGMMQ]
+        theirs = [c for c in matrices if c.split(" ")[0] != SGMMQ]
+        if mine and theirs:
+            poi = improvement({f"{m}|{t}": (matrices[m], matrices[t]) for m in mine for t in theirs}, reps)
+            lines += ["### Probability of improvement of S-GMM-QF over each baseline", "",
+                      "P(a random S-GMM-QF run scores above a random baseline run on the same task), averaged over tasks; 95% CI.", "",
+                      "| baseline | " + " | ".join(mine) + " |", "| --- |" + " ---: |" * len(mine),
+                      *[f"| {t} | " + " | ".join(_ci(poi[f'{m}|{t}'], '.2f') for m in mine) + " |" for t in theirs], ""]
+    plot_return_vs_params(grouped, results / "return_vs_params.png", reps)
+    lines += ["## Return versus live parameters", "", "![return versus live parameters](return_vs_params.png)", ""]
+    if plot_live_components(grouped, results / "live_components.png"):
+        lines += ["## S-GMM-QF live components over training", "", "![live components](live_components.png)", ""]
+    failed_by_task: dict[str, int] = defaultdict(int)
+    for r in failed:
+        failed_by_task[r.get("task", "?")] += 1
+    for task, configs in grouped.items():
+        lines += [f"## {task}", "", *task_table(configs, failed_by_task.get(task, 0), reps), ""]
+        plot_learning_curves(task, configs, results / f"learning_curves_{task}.png", curve_reps)
+        lines += [f"![learning curves {task}](learning_curves_{task}.png)", ""]
+        chosen = _pick_model_run(configs)
+        if chosen is not None:
+            from sgmmq import SGMMQ as Model
+
+            png = f"gaussians_{task}.png"
+            title = f"{task}, {chosen['config']}, seed {chosen['seed']} (score {chosen['score_mean']:.1f})"
+            plot_gaussians(Model.load(results / chosen["model"], device="cpu"), get_task(task), results / png, title)
+            lines += [f"The learned Gaussians of {chosen['id']} (the median seed of the best S-GMM-QF budget):", "",
+                      f"![gaussians {task}]({png})", ""]
+    if failed:
+        lines += ["## Failed runs", "", "| run | error (last line) |", "| --- | --- |",
+                  *[f"| {r['id']} | {_last_line(r['error'])} |" for r in failed], ""]
+    readme = results / "README.md"
+    readme.write_text("\n".join(lines))
+    return readme

@@ -1,0 +1,305 @@
+"""Run a sweep: every run of a config, resumable, on a local process pool or on Ray.
+
+    sgmmq bench studies/smoke.yml --out /tmp/smoke                 # all cores of this machine
+    sgmmq bench studies/full.yml --out results/study --backend ray --address auto   # a Ray cluster
+
+Layout of ``OUT``: ``runs/<id>.json`` (one per run, written atomically by the driver),
+``models/<id>.zip`` (S-GMM-QF's final model, for the report's pictures), ``config.json`` (the
+sweep as read) and ``commands.txt`` (every invocation).
+
+Resuming: a run whose JSON says ``"status": "ok"`` with exactly this run's settings is skipped;
+a missing, truncated, failed or differently-configured one is (re)done, and leftover ``*.tmp``
+files of a killed sweep are removed. Results are written as runs finish, so a killed sweep loses
+at most the runs in flight. A run that raises is recorded as ``{"status": "failed", "error":
+<traceback>}`` and the sweep goes on.
+
+Workers train with one torch thread each (the models are small: one thread per run and one run
+per core is the fastest use of a machine). Runs are seeded, and the worker (not the backend)
+does all the work, so the local pool and Ray give the same results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+from sgmmq.provenance import write_json_atomic
+from sgmmq.study.config import Run, expand
+
+RUNS_DIR, MODELS_DIR = "runs", "models"
+
+
+# --- one run (executed in a worker) --------------------------------------------------------------
+def _eval_curve_callback(task: Any, run: Run, evaluate: Any, count_parameters: Any) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EvalCurve(BaseCallback):
+        """Every ``eval_every`` steps (and at step 0): deterministic episodes on the evaluation env."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.points: list[dict[str, Any]] = []
+            self.seconds = 0.0
+            self.next_eval = 0
+
+        def record(self) -> None:
+            start = time.perf_counter()
+            returns = evaluate(self.model, task, run.seed, n_episodes=run.eval_episodes)
+            point = {"step": int(self.model.num_timesteps), "score": float(returns.mean()),
+                     "live_params": count_parameters(self.model)["inference"]}
+            if hasattr(self.model, "live_components"):
+                point["live_components"] = int(self.model.live_components)
+            self.points.append(point)
+            self.seconds += time.perf_counter() - start
+
+        def _on_training_start(self) -> None:
+            self.record()
+            self.next_eval = run.eval_every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                if self.num_timesteps < run.steps:  # the final point is the final evaluation
+                    self.record()
+                self.next_eval += run.eval_every
+            return True
+
+    return EvalCurve()
+
+
+def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
+    """The model (with a silent logger) and the hyperparameters it was built with."""
+    from stable_baselines3.common.logger import Logger
+
+    logger = Logger(folder=None, output_formats=[])
+    if run.method == "sgmmq":
+        from sgmmq import runs
+
+        hyperparameters = json.loads(json.dumps(run.overrides))
+        if run.budget_key == "n_components":
+            hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(run.budget)
+        model = runs.build_model(task, run.seed, hyperparameters)
+        model.set_logger(logger)
+        return model, {"gamma": task.gamma, **hyperparameters}
+    from dataclasses import asdict
+
+    from sgmmq.baselines.dense import build_model
+
+    model, spec = build_model(
+        run.method, task, run.seed,
+        net_arch=run.budget if run.budget_key == "net_arch" else None,
+        live_budget=run.budget if run.budget_key == "live_budget" else None,
+        overrides={**run.overrides, "n_timesteps": run.steps}, logger=logger,
+    )
+    return model, json.loads(json.dumps(asdict(spec), default=str))
+
+
+def execute(settings: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one run; never raises. ``{"result": JSON-ready dict, "model_zip": bytes | None}``."""
+    started, wall = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
+    run = Run(**settings)
+    provenance = {"host": platform.node(), "pid": os.getpid(), "started": started}
+    try:
+        import torch
+
+        from sgmmq.baselines.counting import count_parameters
+        from sgmmq.baselines.run import evaluate
+        from sgmmq.envs.tasks import get_task
+        from sgmmq.provenance import machine, versions
+
+        torch.set_num_threads(1)
+        provenance.update(versions=versions(), machine=machine())
+        task = get_task(run.task)
+        model, hyperparameters = _build(run, task)
+        curve = _eval_curve_callback(task, run, evaluate, count_parameters)
+        start = time.perf_counter()
+        model.learn(total_timesteps=run.steps, callback=curve)
+        learn_s = time.perf_counter() - start
+        start = time.perf_counter()
+        returns = evaluate(model, task, run.seed, n_episodes=run.final_eval_episodes)
+        eval_s = time.perf_counter() - start
+        params = count_parameters(model)
+        score = float(returns.mean())
+        final_point = {"step": int(model.num_timesteps), "score": score, "live_params": params["inference"]}
+        result: dict[str, Any] = {
+            "id": run.id, "status": "ok", "settings": settings,
+            "task": run.task, "method": run.method, "label": run.label, "config": run.config_name,
+            "budget_key": run.budget_key, "budget": run.budget, "seed": run.seed,
+            "n_timesteps": int(model.num_timesteps),
+            "score_mean": score, "score_std": float(returns.std()), "normalized_score": task.normalize(score),
+            "success": bool(score >= task.success_threshold), "episode_returns": returns.tolist(),
+            "params": params,
+            "curve": [*curve.points, final_point],
+            "train_seconds": learn_s - curve.seconds,  # training only: the curve's evaluations are not in it
+            "eval_seconds": eval_s + curve.seconds,
+            "hyperparameters": hyperparameters,
+        }
+        model_zip = None
+        if run.method == "sgmmq":
+            final_point["live_components"] = int(model.live_components)
+            result["live_components"] = int(model.live_components)
+            result["prune_events"] = [list(event) for event in model.prune_events]
+            with tempfile.TemporaryDirectory() as folder:
+                model.save(pathlib.Path(folder) / "model.zip")
+                model_zip = (pathlib.Path(folder) / "model.zip").read_bytes()
+            result["model"] = f"{MODELS_DIR}/{run.id}.zip"
+        if hasattr(model, "masks"):
+            result["sparsity"] = model.sparsity()
+        result.update(provenance, wall_seconds=time.perf_counter() - wall)
+        return {"result": result, "model_zip": model_zip}
+    except Exception:  # noqa: BLE001 -- a failing run is data: record it, let the sweep go on
+        failed = {"id": run.id, "status": "failed", "settings": settings, "task": run.task, "label": run.label,
+                  "config": run.config_name, "seed": run.seed, "error": traceback.format_exc(), **provenance,
+                  "wall_seconds": time.perf_counter() - wall}
+        return {"result": failed, "model_zip": None}
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# --- the sweep (driver) -------------------------------------------------------------------------
+def is_complete(out: pathlib.Path, run: Run) -> bool:
+    """A finished run: its JSON parses, says ok, has this run's settings (and its model, if any)."""
+    try:
+        result = json.loads((out / RUNS_DIR / f"{run.id}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if result.get("status") != "ok" or result.get("settings") != run.settings():
+        return False
+    return "model" not in result or (out / result["model"]).exists()
+
+
+def _save(out: pathlib.Path, outcome: dict[str, Any]) -> dict[str, Any]:
+    result = outcome["result"]
+    if outcome.get("model_zip") is not None:  # the model first: a JSON that says ok has its model
+        path = out / result["model"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(outcome["model_zip"])
+        os.replace(tmp, path)
+    write_json_atomic(out / RUNS_DIR / f"{result['id']}.json", result)
+    return result
+
+
+def _local(todo: list[Run], workers: int) -> Iterator[dict[str, Any]]:
+    """Outcomes as runs finish, at most ``workers`` in flight; a crashed worker fails only its runs."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue = list(todo)
+    context = multiprocessing.get_context("spawn")  # no inherited torch/thread state
+    while queue:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+            in_flight: dict[Any, Run] = {}
+            broken = False
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < workers:
+                    run = queue.pop(0)
+                    in_flight[pool.submit(execute, run.settings())] = run
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    run = in_flight.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        yield _died(run, "the worker process died (killed, or out of memory) during this run")
+            if broken:  # the pool is unusable: its other runs died with it; go on with a fresh pool
+                for future, run in in_flight.items():
+                    yield _died(run, "its worker pool broke while it ran (another run's worker died)")
+
+
+def _died(run: Run, why: str) -> dict[str, Any]:
+    return {"result": {"id": run.id, "status": "failed", "settings": run.settings(), "task": run.task, "label": run.label,
+                       "config": run.config_name, "seed": run.seed, "error": why}, "model_zip": None}
+
+
+def _ray(todo: list[Run], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+    """Outcomes as Ray tasks finish (one CPU each). ``address``: an existing cluster ("auto",
+    "ray://host:10001", ...); None uses the Ray instance this process already holds, or starts a
+    local one with ``workers`` CPUs."""
+    import ray
+
+    started_here = False
+    if address is not None:
+        ray.init(address=address, log_to_driver=False)
+        started_here = True
+    elif not ray.is_initialized():
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(execute)
+        pending = {remote.remote(run.settings()): run for run in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                run = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as error:  # noqa: BLE001 -- a dead worker or node
+                    yield _died(run, f"Ray could not run it: {error!r}")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def sweep(
+    config: dict[str, Any],
+    out: str | pathlib.Path,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Run every unfinished run of ``config`` into ``out``; counts of skipped, ok and failed runs."""
+    from tqdm import tqdm
+
+    out = pathlib.Path(out)
+    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    for leftover in [*(out / RUNS_DIR).glob("*.tmp"), *(out / MODELS_DIR).glob("*.tmp")]:
+        leftover.unlink()  # half-written files of a killed sweep
+    write_json_atomic(out / "config.json", config)
+    runs = expand(config)
+    todo = [run for run in runs if not is_complete(out, run)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    counts = {"runs": len(runs), "skipped": len(runs) - len(todo), "ok": 0, "failed": 0}
+    if not todo:
+        return counts
+    os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
+    if backend == "local":
+        outcomes = _local(todo, workers)
+    elif backend == "ray":
+        outcomes = _ray(todo, workers, address)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; use 'local' or 'ray'")
+    desc = f"{config.get('name', 'sweep')} ({counts['skipped']} of {len(runs)} already done)"
+    with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress, smoothing=0.1) as bar:
+        for outcome in outcomes:
+            result = _save(out, outcome)
+            counts[result["status"]] += 1
+            if result["status"] == "ok":
+                line = (f"{result['id']}: {result['score_mean']:.1f}, {result['params']['inference']:,} live params, "
+                        f"{result['train_seconds']:.0f} s")
+            else:
+                line = f"{result['id']}: FAILED ({result['error'].strip().splitlines()[-1]})"
+            bar.write(line)
+            bar.update(1)
+    return counts
+
+
+def log_command(out: pathlib.Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "commands.txt", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M')} {command}\n")
