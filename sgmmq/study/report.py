@@ -35,34 +35,40 @@ def _rliable() -> tuple[Any, Any]:
     return library, metrics
 
 
+def _estimates(score_dict: dict[str, Any], func: Any, reps: int, seed: int) -> tuple[dict, dict]:
+    """rliable's ``get_interval_estimates``, reproducible: rliable 1.2's stratified bootstrap draws
+    from NumPy's global generator (its ``random_state`` is not used), so seed that, then restore it."""
+    library, _ = _rliable()
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return library.get_interval_estimates(score_dict, func, reps=reps, random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(state)
+
+
 def iqm_intervals(scores: dict[str, np.ndarray], reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """``{name: (IQM, low, high)}`` of (runs x tasks) score matrices, 95% stratified bootstrap."""
-    library, metrics = _rliable()
-    point, interval = library.get_interval_estimates(
-        {k: np.asarray(v, dtype=float) for k, v in scores.items()},
-        lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, random_state=np.random.RandomState(seed),
-    )
+    _, metrics = _rliable()
+    point, interval = _estimates({k: np.asarray(v, dtype=float) for k, v in scores.items()},
+                                 lambda x: np.array([metrics.aggregate_iqm(x)]), reps, seed)
     return {k: (float(point[k][0]), float(interval[k][0, 0]), float(interval[k][1, 0])) for k in scores}
 
 
 def improvement(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """``{name: (P(X > Y), low, high)}`` for (runs x tasks) matrices X, Y (rliable's probability of improvement)."""
-    library, metrics = _rliable()
-    point, interval = library.get_interval_estimates(
-        {k: [np.asarray(x, dtype=float), np.asarray(y, dtype=float)] for k, (x, y) in pairs.items()},
-        metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed),
-    )
+    _, metrics = _rliable()
+    point, interval = _estimates({k: [np.asarray(x, dtype=float), np.asarray(y, dtype=float)] for k, (x, y) in pairs.items()},
+                                 metrics.probability_of_improvement, reps, seed)
     return {k: (float(np.ravel(point[k])[0]), *(float(v) for v in np.ravel(interval[k]))) for k in pairs}
 
 
 def iqm_curves(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IQM over runs at every evaluation point of a (runs x points) matrix, with 95% intervals."""
-    library, metrics = _rliable()
+    _, metrics = _rliable()
     frames = np.asarray(curves, dtype=float)[:, None, :]  # (runs, 1 task, points), as rliable's sample-efficiency curves
-    point, interval = library.get_interval_estimates(
-        {"c": frames}, lambda x: np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])]),
-        reps=reps, random_state=np.random.RandomState(seed),
-    )
+    point, interval = _estimates({"c": frames}, lambda x: np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])]),
+                                 reps, seed)
     return point["c"], interval["c"][0], interval["c"][1]
 
 

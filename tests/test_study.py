@@ -1,0 +1,169 @@
+"""The study: sweep configs, the resumable runner (process pool and Ray) and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sgmmq.study import config, report, runner
+
+TINY = {
+    "name": "tiny",
+    "tasks": ["CartPole-v1"],
+    "seeds": 2,
+    "steps": 300,
+    "eval_every": 150,
+    "eval_episodes": 2,
+    "final_eval_episodes": 3,
+    "methods": [
+        {"method": "sgmmq", "n_components": [4], "overrides": {"learning_starts": 100}},
+        {"method": "dqn_zoo", "net_arch": [[8]]},
+        {"method": "sgmmq", "label": "broken", "overrides": {"not_a_hyperparameter": 1}},
+    ],
+}
+OK_IDS = [f"CartPole-v1__{c}__s{s}" for s in (0, 1) for c in ("sgmmq__k4", "dqn_zoo__w8")]
+FAILED_IDS = [f"CartPole-v1__broken__default__s{s}" for s in (0, 1)]
+
+
+def bench(*args: object) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SB3_LOGDIR": os.environ.get("SB3_LOGDIR", "/tmp/sb3_test_study")}
+    return subprocess.run([sys.executable, "-m", "sgmmq.cli", "bench", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def read(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / f"{run_id}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    folder = tmp_path_factory.mktemp("study")
+    path = folder / "tiny.yml"
+    path.write_text(yaml.safe_dump(TINY))
+    out = folder / "out"
+    done = bench(path, "--out", out, "--workers", "2", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    return path, out, done.stdout
+
+
+def test_the_grid_has_one_run_per_task_method_budget_and_seed_with_stable_ids() -> None:
+    sweep = {"tasks": ["CartPole-v1", "MountainCar-v0"], "seeds": {"default": 2, "CartPole-v1": 3},
+             "steps": {"default": None, "CartPole-v1": 1000},
+             "methods": [{"method": "sgmmq", "n_components": [4, 8]}, {"method": "dqn_zoo", "net_arch": [[4], [16, 16]]},
+                         {"method": "dqn_rigl", "live_budget": [500], "tasks": ["MountainCar-v0"]}]}
+    runs = config.expand(sweep)
+    assert len(runs) == 3 * 4 + 2 * 5
+    assert len({r.id for r in runs}) == len(runs) and [r.id for r in runs] == [r.id for r in config.expand(sweep)]
+    ids = {r.id for r in runs}
+    assert {"CartPole-v1__sgmmq__k8__s2", "CartPole-v1__dqn_zoo__w16x16__s0", "MountainCar-v0__dqn_rigl__b500__s1"} <= ids
+    assert "CartPole-v1__dqn_rigl__b500__s0" not in ids
+    car = next(r for r in runs if r.task == "MountainCar-v0")
+    assert car.steps == 120_000 and car.final_eval_episodes == 20  # the task's budget and evaluation
+    assert next(r for r in runs if r.task == "CartPole-v1").steps == 1000
+    full = config.expand(config.read("studies/full.yml"))
+    assert {r.seed for r in full if r.task == "CartPole-v1"} == set(range(10))
+    assert {r.seed for r in full if r.task == "Acrobot-v1"} == set(range(5))
+    for bad in ({**sweep, "tasks": ["Foo-v0"]}, {**sweep, "methods": [{"method": "sgmmq", "net_arch": [[4]]}]},
+                {**sweep, "typo": 1}, {**sweep, "methods": [{"method": "dqn_zoo"}, {"method": "dqn_zoo"}]}):
+        with pytest.raises(ValueError):
+            config.expand(bad)
+
+
+def test_a_sweep_writes_complete_runs_and_records_a_failing_one(swept: tuple[Path, Path, str]) -> None:
+    _, out, stdout = swept
+    assert "6 runs: 0 already done, 4 finished now, 2 failed" in stdout
+    for run_id in OK_IDS:
+        result = read(out, run_id)
+        assert result["status"] == "ok" and result["n_timesteps"] >= 300
+        steps = [p["step"] for p in result["curve"]]
+        assert steps[0] == 0 and 150 in steps and steps[-1] == result["n_timesteps"] and steps == sorted(set(steps))
+        assert result["curve"][-1]["score"] == result["score_mean"] and len(result["episode_returns"]) == 3
+        assert result["params"]["inference"] > 0 and result["params"]["training"] >= result["params"]["inference"]
+        assert result["train_seconds"] > 0 and "torch" in result["versions"] and result["settings"]["steps"] == 300
+    sgmmq_run = read(out, OK_IDS[0])
+    assert sgmmq_run["live_components"] == 4 and sgmmq_run["curve"][0]["live_components"] == 4
+    assert sgmmq_run["settings"]["overrides"] == {"learning_starts": 100} and (out / sgmmq_run["model"]).exists()
+    assert read(out, OK_IDS[1])["params"]["inference"] == 4 * 8 + 8 + 8 * 2 + 2  # dqn [8] on CartPole
+    for run_id in FAILED_IDS:
+        failed = read(out, run_id)
+        assert failed["status"] == "failed" and "not_a_hyperparameter" in failed["error"]
+
+
+def test_a_rerun_skips_finished_runs_and_redoes_broken_ones(swept: tuple[Path, Path, str]) -> None:
+    path, out, _ = swept
+    before = {run_id: (out / "runs" / f"{run_id}.json").stat().st_mtime_ns for run_id in OK_IDS}
+    truncated = out / "runs" / f"{OK_IDS[2]}.json"
+    score = read(out, OK_IDS[2])["score_mean"]
+    truncated.write_text(truncated.read_text()[:200])  # a run killed mid-write (without the atomic rename)
+    (out / "runs" / "leftover.tmp").write_text("{")
+    done = bench(path, "--out", out, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "6 runs: 3 already done, 1 finished now, 2 failed" in done.stdout  # failed runs are retried
+    assert not list((out / "runs").glob("*.tmp"))
+    assert read(out, OK_IDS[2])["score_mean"] == score  # redone, same seed, same score
+    for run_id in (OK_IDS[0], OK_IDS[1], OK_IDS[3]):
+        assert (out / "runs" / f"{run_id}.json").stat().st_mtime_ns == before[run_id]
+
+
+def test_the_ray_backend_gives_the_same_results_as_the_local_pool(swept: tuple[Path, Path, str], tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    _, out, _ = swept
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a local instance, started here
+    try:
+        counts = runner.sweep(TINY, tmp_path, backend="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert counts == {"runs": 6, "skipped": 0, "ok": 4, "failed": 2}
+    for run_id in OK_IDS:
+        mine, theirs = read(tmp_path, run_id), read(out, run_id)
+        assert mine["episode_returns"] == theirs["episode_returns"]
+        assert [p["score"] for p in mine["curve"]] == [p["score"] for p in theirs["curve"]]
+        assert mine["params"] == theirs["params"]
+    assert read(tmp_path, FAILED_IDS[0])["status"] == "failed"
+
+
+def test_the_report_writes_tables_and_pictures(swept: tuple[Path, Path, str]) -> None:
+    _, out, _ = swept
+    readme = report.report(out, reps=200, curve_reps=100)
+    text = readme.read_text()
+    for png in ("return_vs_params.png", "live_components.png", "learning_curves_CartPole-v1.png", "gaussians_CartPole-v1.png"):
+        assert (out / png).stat().st_size > 10_000 and f"]({png})" in text
+    table = [line for line in text.splitlines() if line.startswith("| sgmmq | k4 |") or line.startswith("| dqn_zoo | w8 |")]
+    assert len(table) == 2 and all("| 2 |" in line for line in table)  # one row per (method, budget), 2 seeds
+    assert "| baseline | sgmmq k4 |" in text and "| dqn_zoo w8 | 2 |" in text  # improvement; aggregate
+    assert text.count("| CartPole-v1__broken__default__s") == 2
+
+
+def test_iqm_intervals_and_improvement_are_rliables() -> None:
+    from rliable import library, metrics
+    from scipy.stats import trim_mean
+
+    scores = np.random.default_rng(0).normal(size=(10, 3))
+    other = scores + 0.5
+    ours = report.iqm_intervals({"a": scores}, reps=300, seed=1)["a"]
+    assert report.iqm_intervals({"a": scores}, reps=300, seed=1)["a"] == ours  # reproducible
+    np.random.seed(1)  # rliable 1.2 bootstraps with NumPy's global generator
+    _, interval = library.get_interval_estimates({"a": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]),
+                                                 reps=300, random_state=np.random.RandomState(1))
+    assert ours[0] == pytest.approx(trim_mean(scores.ravel(), 0.25))
+    assert ours[1:] == pytest.approx(tuple(interval["a"][:, 0]))
+    assert ours[1] < ours[0] < ours[2]
+    poi = report.improvement({"b>a": (other, scores)}, reps=300, seed=1)["b>a"]
+    assert poi[0] == pytest.approx(metrics.probability_of_improvement(other, scores)) and poi[0] > 0.5
+
+
+def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: Path) -> None:
+    from sgmmq import runs
+    from sgmmq.envs import get_task
+
+    task = get_task("MountainCar-v0")
+    model = runs.build_model(task, 0, {"policy_kwargs": {"n_components": 5}})
+    report.plot_gaussians(model, task, tmp_path / "car.png", "untrained")
+    assert (tmp_path / "car.png").stat().st_size > 10_000
