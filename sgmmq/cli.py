@@ -241,8 +241,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     sweep = config.read(args.config)
     runner.log_command(args.out, "sgmmq bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]))
-    counts = runner.sweep(sweep, args.out, backend=args.backend, workers=args.workers, address=args.address,
-                          progress=not args.no_progress)
+    try:
+        counts = runner.sweep(sweep, args.out, backend=args.backend, workers=args.workers, address=args.address,
+                              progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are saved in {args.out}; rerun the same command to resume", file=sys.stderr)
+        return 130
     print(f"{counts['runs']} runs: {counts['skipped']} already done, {counts['ok']} finished now, {counts['failed']} failed"
           f" -> {args.out}" + (f"; report: sgmmq report {args.out}" if counts["ok"] or counts["skipped"] else ""))
     return 0
