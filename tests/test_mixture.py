@@ -162,37 +162,34 @@ def test_pruner_waits_for_patience_and_keeps_the_largest():
     assert Pruner(threshold=10.0, patience=1, min_components=1).check(xi).tolist() == [False, False, False, True]
 
 
-def fit_toy_regression(penalty: float) -> tuple[GMMQFunction, torch.Tensor, torch.Tensor]:
-    """Three true bumps on [-1, 1], a pool of 30 components, Riemannian Adam."""
+def test_sparsity_on_a_toy_regression_leaves_few_components_and_pruning_keeps_predictions():
+    """Three true bumps on [-1, 1], a pool of 30, geoopt's Riemannian SGD with the Hadamard penalty.
+
+    Plain gradient steps on ``xi = u * v`` are rich-get-richer (the step on ``u_k`` scales with
+    ``v_k``), so the components that explain the data grow and the penalty drives the others to
+    exact zeros. (Riemannian Adam normalizes each coordinate's step, which cancels that dynamic:
+    with it about half of this pool stays on, the L1 penalty being indifferent to how overlapping
+    components share a bump.)
+    """
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 100).unsqueeze(1)
     centers, widths, heights = torch.tensor([-0.6, 0.0, 0.5]), torch.tensor([0.15, 0.2, 0.1]), torch.tensor([2.0, -1.5, 1.0])
     y = (heights * torch.exp(-0.5 * ((x - centers) / widths) ** 2)).sum(1)
-    q = GMMQFunction(1, 1, n_components=30, init_std=0.3, std_bounds=(0.02, 2.0), offset=False)
-    optimizer = geoopt.optim.RiemannianAdam(q.parameters(), lr=0.02)
     actions = torch.zeros(100, dtype=torch.long)
-    for _ in range(1500):
-        loss = (q.q_sa(x, actions) - y).square().mean() + hadamard_penalty(q.u, q.v, penalty)
+    q = GMMQFunction(1, 1, n_components=30, init_std=0.3, std_bounds=(0.02, 2.0), offset=False)
+    optimizer = geoopt.optim.RiemannianSGD(q.parameters(), lr=0.2)
+    for _ in range(3000):
+        loss = (q.q_sa(x, actions) - y).square().mean() + hadamard_penalty(q.u, q.v, 1e-2)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return q, x, y
-
-
-def test_sparsity_on_a_toy_regression_switches_components_off_and_pruning_keeps_predictions():
-    dense, x, y = fit_toy_regression(penalty=0.0)
-    sparse, _, _ = fit_toy_regression(penalty=1e-2)
-    actions = torch.zeros(x.shape[0], dtype=torch.long)
-    for q, tolerance in [(dense, 0.02), (sparse, 0.15)]:
-        error = (q.q_sa(x, actions) - y).abs().max().item()
-        assert error < tolerance, f"the pool does not fit the three bumps: max error {error}"
-    live_dense = int((dense.xi.detach().abs() > 1e-2).sum())
-    xi = sparse.xi.detach().abs()
+    error = (q.q_sa(x, actions) - y).abs().max().item()
+    assert error < 0.1, f"the pool does not fit the three bumps: max error {error}"
+    xi = q.xi.detach().abs()
     live = int((xi > 1e-2).sum())
-    # the penalty drives useless weights to exact zeros; without it most of the pool stays on
-    assert live_dense >= 22 and live <= 18 and live <= 0.75 * live_dense, (live_dense, live)
-    assert int((xi < 1e-6).sum()) >= 12, f"too few exact zeros: {sorted(xi.tolist())}"
-    before = sparse.q_sa(x, actions).detach()
-    sparse.keep_components(xi > 1e-2)
-    assert sparse.n_components == live
-    torch.testing.assert_close(sparse.q_sa(x, actions).detach(), before, atol=0.05, rtol=0)
+    assert 3 <= live <= 10, f"{live} of 30 components live: {sorted(xi.tolist(), reverse=True)}"
+    assert int((xi < 1e-6).sum()) >= 12, "the penalty should leave (numerically) exact zeros behind"
+    before = q.q_sa(x, actions).detach()
+    q.keep_components(xi > 1e-2)
+    assert q.n_components == live
+    torch.testing.assert_close(q.q_sa(x, actions).detach(), before, atol=0.02, rtol=0)
