@@ -3,6 +3,7 @@
     python -m sgmmq.benchmark                       # the full plan below, resumable
     python -m sgmmq.benchmark --tasks CartPole-v1   # one task
     python -m sgmmq.benchmark --ablation            # each option against the defaults, CartPole-v1
+    python -m sgmmq.benchmark --timing              # wall-clock only, on an otherwise idle machine
 
 The ablation (``results/ablation``) trains S-GMM-QF on CartPole-v1 with one option changed at a
 time (seeds 0-2 each), which is how the defaults were chosen.
@@ -54,6 +55,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "data_means": dict(mean_init="data"),
     "rsgd": dict(policy_kwargs=dict(optimizer_class="rsgd"), learning_rate=1e-3),
     "positive_factors": dict(policy_kwargs=dict(factor_signs="positive")),
+    "no_offset": dict(policy_kwargs=dict(offset=False)),
 }
 ABLATION_SEEDS = [0, 1, 2]
 
@@ -145,6 +147,22 @@ def write_readme(out: Path) -> None:
         if len(per_k) == 2:
             lines += ["", f"Wall-clock ratio S-GMM-QF / DQN per 1,000 steps: **{per_k['sgmmq'] / per_k['dqn_zoo']:.2f}**."]
         lines.append("")
+    timing = out / "timing.json"
+    if timing.exists():
+        t = json.loads(timing.read_text())
+        lines += [
+            "## Wall-clock on an idle machine",
+            "",
+            f"`python -m sgmmq.benchmark --timing`: CartPole-v1, {t['steps']:,} training steps per run, DQN (zoo) and",
+            "S-GMM-QF alternated with nothing else running (the runs above shared the machine).",
+            "",
+            "| method | seconds per run | s per 1k steps |",
+            "| --- | --- | ---: |",
+            *[f"| {m} | {', '.join(f'{x:.1f}' for x in xs)} | {np.mean(xs) / t['steps'] * 1000:.2f} |" for m, xs in t["seconds"].items()],
+            "",
+            f"Ratio S-GMM-QF / DQN: **{np.mean(t['ratios']):.2f}** (per repeat: {', '.join(f'{r:.2f}' for r in t['ratios'])}).",
+            "",
+        ]
     lines += [f"{len(results)} runs; raw results (episode returns, pruning events, counts) in `per_run/*.json`.", ""]
     (out / "README.md").write_text("\n".join(lines))
 
@@ -210,11 +228,35 @@ def run_ablation(out: Path, command: str) -> None:
     write_ablation_readme(out, command)
 
 
+def run_timing(out: Path, steps: int = 20_000, repeats: int = 2) -> None:
+    """Training wall-clock of S-GMM-QF and DQN (zoo) on CartPole-v1, alternated, nothing else measured."""
+    from sgmmq.baselines.dense import build_model
+
+    torch.set_num_threads(1)
+    task = get_task("CartPole-v1")
+    seconds: dict[str, list[float]] = {"sgmmq": [], "dqn_zoo": []}
+    for repeat in range(repeats):
+        for method in ("dqn_zoo", "sgmmq"):
+            if method == "sgmmq":
+                model = SGMMQ("GMMPolicy", make_vec_env(task, n_envs=1, seed=repeat), seed=repeat, gamma=task.gamma)
+                model.set_logger(Logger(folder=None, output_formats=[]))
+            else:
+                model, _ = build_model(method, task, repeat, logger=Logger(folder=None, output_formats=[]))
+            start = time.perf_counter()
+            model.learn(steps)
+            seconds[method].append(time.perf_counter() - start)
+            tqdm.write(f"{method} repeat {repeat}: {seconds[method][-1]:.1f} s for {steps:,} steps")
+    ratios = [s / d for s, d in zip(seconds["sgmmq"], seconds["dqn_zoo"])]
+    write_json_atomic(out / "timing.json", {"steps": steps, "seconds": seconds, "ratios": ratios, "machine": machine(), "versions": versions()})
+    print(f"S-GMM-QF / DQN wall-clock ratio: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(PLAN), choices=list(PLAN))
     parser.add_argument("--ablation", action="store_true", help="CartPole-v1, one option changed at a time")
     parser.add_argument("--out", type=Path, default=None, help="default: results/agent (results/ablation with --ablation)")
+    parser.add_argument("--timing", action="store_true", help="CartPole-v1 wall-clock of both methods, alternated (run it alone)")
     parser.add_argument("--note", default=None, help="what else ran on the machine meanwhile (goes into the README)")
     parser.add_argument("--readme-only", action="store_true", help="regenerate the README from the finished runs")
     args = parser.parse_args()
@@ -225,6 +267,8 @@ def main() -> None:
     args.out = args.out or Path("results/agent")
     if args.readme_only:
         return write_readme(args.out)
+    if args.timing:
+        return run_timing(args.out)
     log_command(args.out, command, args.note)
     runs = [run for run in plan(args.tasks) if not (args.out / "per_run" / f"{run_name(run)}.json").exists()]
     for run in tqdm(runs, desc="benchmark runs", unit="run"):

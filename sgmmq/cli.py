@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--address", default=None, help="Ray cluster address (e.g. auto, ray://head:10001); default: a local Ray instance")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    report = command("report", "Turn a sweep's results folder into tables (IQM, 95% CIs), plots and its README.md.",
+    report = command("report", "Turn a sweep's results folder into tables (IQM with 95-percent intervals), plots and its README.md.",
                      "sgmmq report /tmp/smoke      (writes /tmp/smoke/README.md and its PNGs)")
     report.add_argument("results", type=pathlib.Path)
     report.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for tables (default 2000)")
