@@ -44,6 +44,18 @@ def evaluate(model: Any, task: Task, seed: int, n_episodes: int | None = None, s
     return np.asarray(returns, dtype=np.float64)
 
 
+def score_summary(task: Task, returns: np.ndarray) -> dict[str, Any]:
+    """The score fields every result file shares, from the final evaluation's episode returns."""
+    score = float(returns.mean())
+    return {
+        "score_mean": score,
+        "score_std": float(returns.std()),
+        "normalized_score": task.normalize(score),
+        "success": bool(score >= task.success_threshold),
+        "episode_returns": returns.tolist(),
+    }
+
+
 def train_and_evaluate(
     method: str,
     task: Task | str,
@@ -75,7 +87,6 @@ def train_and_evaluate(
     eval_s = time.perf_counter() - start
     if save_path is not None:
         model.save(save_path)
-    score = float(returns.mean())
     result = {
         "method": method,
         "env_id": task.env_id,
@@ -83,11 +94,7 @@ def train_and_evaluate(
         "net_arch": (spec.algo_kwargs.get("policy_kwargs") or {}).get("net_arch"),
         "live_budget": live_budget,
         "n_timesteps": spec.n_timesteps,
-        "score_mean": score,
-        "score_std": float(returns.std()),
-        "normalized_score": task.normalize(score),
-        "success": bool(score >= task.success_threshold),
-        "episode_returns": returns.tolist(),
+        **score_summary(task, returns),
         "params": count_parameters(model),
         "train_seconds": train_s,
         "eval_seconds": eval_s,

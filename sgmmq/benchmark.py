@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from sgmmq import SGMMQ
 from sgmmq.baselines.counting import count_parameters
-from sgmmq.baselines.run import evaluate, train_and_evaluate
+from sgmmq.baselines.run import evaluate, score_summary, train_and_evaluate
 from sgmmq.envs import Task, get_task
 from sgmmq.envs.factory import make_vec_env
 from sgmmq.provenance import machine, versions, write_json_atomic
@@ -72,17 +72,12 @@ def run_sgmmq(task: Task | str, seed: int, n_timesteps: int | None = None, **ove
     model.learn(n_timesteps)
     train_s = time.perf_counter() - start
     returns = evaluate(model, task, seed)
-    score = float(returns.mean())
     return {
         "method": "sgmmq",
         "env_id": task.env_id,
         "seed": seed,
         "n_timesteps": n_timesteps,
-        "score_mean": score,
-        "score_std": float(returns.std()),
-        "normalized_score": task.normalize(score),
-        "success": bool(score >= task.success_threshold),
-        "episode_returns": returns.tolist(),
+        **score_summary(task, returns),
         "params": count_parameters(model),
         "live_components": model.live_components,
         "prune_events": [list(event) for event in model.prune_events],

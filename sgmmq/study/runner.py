@@ -109,7 +109,7 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         from sgmmq.baselines.counting import count_parameters
-        from sgmmq.baselines.run import evaluate
+        from sgmmq.baselines.run import evaluate, score_summary
         from sgmmq.envs.tasks import get_task
         from sgmmq.provenance import machine, versions
 
@@ -125,15 +125,14 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
         returns = evaluate(model, task, run.seed, n_episodes=run.final_eval_episodes)
         eval_s = time.perf_counter() - start
         params = count_parameters(model)
-        score = float(returns.mean())
-        final_point = {"step": int(model.num_timesteps), "score": score, "live_params": params["inference"]}
+        scores = score_summary(task, returns)
+        final_point = {"step": int(model.num_timesteps), "score": scores["score_mean"], "live_params": params["inference"]}
         result: dict[str, Any] = {
             "id": run.id, "status": "ok", "settings": settings,
             "task": run.task, "method": run.method, "label": run.label, "config": run.config_name,
             "budget_key": run.budget_key, "budget": run.budget, "seed": run.seed,
             "n_timesteps": int(model.num_timesteps),
-            "score_mean": score, "score_std": float(returns.std()), "normalized_score": task.normalize(score),
-            "success": bool(score >= task.success_threshold), "episode_returns": returns.tolist(),
+            **scores,
             "params": params,
             "curve": [*curve.points, final_point],
             "train_seconds": learn_s - curve.seconds,  # training only: the curve's evaluations are not in it
