@@ -136,7 +136,7 @@ def write_readme(out: Path) -> None:
             lives = [r["params"]["inference"] for r in rs]
             lines.append(
                 f"| {method} | {rs[0]['n_timesteps']:,} | " + "; ".join(f"{r['seed']}: {r['score_mean']:.1f}" for r in rs)
-                + f" | {np.mean([r['score_mean'] for r in rs]):.1f} | {sum(r['score_mean'] >= threshold(task) for r in rs)}/{len(rs)} (>= {threshold(task):g})"
+                + f" | {np.mean([r['score_mean'] for r in rs]):.1f} | {sum(r['score_mean'] >= task.success_threshold for r in rs)}/{len(rs)} (>= {task.success_threshold:g})"
                 + f" | {min(lives):,}-{max(lives):,} | {np.mean([r['train_seconds'] for r in rs]):.0f} | {per_k[method]:.2f} |"
             )
         if len(per_k) == 2:
@@ -171,11 +171,6 @@ def log_command(out: Path, command: str, note: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "commands.txt", "a") as log:
         log.write(f"{time.strftime('%Y-%m-%d %H:%M')} {command}" + (f"  ({note})" if note else "") + "\n")
-
-
-def threshold(task: Task) -> float:
-    """CartPole: 475 (gymnasium's reward_threshold), the bar issue #2 sets; else the task's threshold."""
-    return task.success_threshold
 
 
 def write_ablation_readme(out: Path, command: str) -> None:
