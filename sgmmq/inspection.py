@@ -94,9 +94,11 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
             ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]])
         ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel=f"x{i} (scaled)", ylabel=f"x{j} (scaled)", aspect="equal")
     handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
-    fig.legend(handles=handles, loc="upper right", fontsize=8)
     fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters\n(1-std ellipses in the scaled box; opacity ~ |xi|)")
     fig.tight_layout()
+    # below the panels, so it covers neither the title nor an ellipse
+    fig.legend(handles=handles, loc="lower center", ncol=n_actions, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.subplots_adjust(bottom=0.18 / nrows + 0.05, hspace=0.35)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
