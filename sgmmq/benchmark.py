@@ -32,12 +32,12 @@ import torch
 from stable_baselines3.common.logger import Logger
 from tqdm import tqdm
 
-from sgmmq import SGMMQ
 from sgmmq.baselines.counting import count_parameters
 from sgmmq.baselines.run import evaluate, score_summary, train_and_evaluate
 from sgmmq.envs import Task, get_task
 from sgmmq.envs.factory import make_vec_env
 from sgmmq.provenance import machine, versions, write_json_atomic
+from sgmmq.runs import build_model as build_sgmmq
 
 PLAN: dict[str, tuple[list[int], list[int]]] = {  # task: (S-GMM-QF seeds, DQN seeds)
     "CartPole-v1": (list(range(10)), [0, 1, 2]),
@@ -66,7 +66,7 @@ def run_sgmmq(task: Task | str, seed: int, n_timesteps: int | None = None, **ove
     task = task if isinstance(task, Task) else get_task(task)
     n_timesteps = n_timesteps or task.budget
     hyperparameters = {"gamma": task.gamma, **overrides}
-    model = SGMMQ("GMMPolicy", make_vec_env(task, n_envs=1, seed=seed), seed=seed, **hyperparameters)
+    model = build_sgmmq(task, seed, hyperparameters, env=make_vec_env(task, n_envs=1, seed=seed))
     model.set_logger(Logger(folder=None, output_formats=[]))
     start = time.perf_counter()
     model.learn(n_timesteps)
@@ -228,7 +228,7 @@ def run_timing(out: Path, steps: int = 20_000, repeats: int = 2) -> None:
     for repeat in range(repeats):
         for method in ("dqn_zoo", "sgmmq"):
             if method == "sgmmq":
-                model = SGMMQ("GMMPolicy", make_vec_env(task, n_envs=1, seed=repeat), seed=repeat, gamma=task.gamma)
+                model = build_sgmmq(task, repeat, {}, env=make_vec_env(task, n_envs=1, seed=repeat))
                 model.set_logger(Logger(folder=None, output_formats=[]))
             else:
                 model, _ = build_model(method, task, repeat, logger=Logger(folder=None, output_formats=[]))
