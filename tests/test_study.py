@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,9 @@ def test_the_grid_has_one_run_per_task_method_budget_and_seed_with_stable_ids() 
     car = next(r for r in runs if r.task == "MountainCar-v0")
     assert car.steps == 120_000 and car.final_eval_episodes == 20  # the task's budget and evaluation
     assert next(r for r in runs if r.task == "CartPole-v1").steps == 1000
+    first_of = lambda task, seed: next(i for i, r in enumerate(runs) if (r.task, r.seed) == (task, seed))  # noqa: E731
+    assert first_of("MountainCar-v0", 0) < first_of("CartPole-v1", 1)  # a partial sweep covers every task
+    assert runs[-1].task == "CartPole-v1" and runs[-1].seed == 2  # the task with more seeds finishes last
     full = config.expand(config.read("studies/full.yml"))
     assert {r.seed for r in full if r.task == "CartPole-v1"} == set(range(10))
     assert {r.seed for r in full if r.task == "Acrobot-v1"} == set(range(5))
@@ -110,6 +114,30 @@ def test_a_rerun_skips_finished_runs_and_redoes_broken_ones(swept: tuple[Path, P
     assert read(out, OK_IDS[2])["score_mean"] == score  # redone, same seed, same score
     for run_id in (OK_IDS[0], OK_IDS[1], OK_IDS[3]):
         assert (out / "runs" / f"{run_id}.json").stat().st_mtime_ns == before[run_id]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc for the workers")
+def test_killing_a_sweep_stops_its_workers_and_keeps_it_resumable(tmp_path: Path) -> None:
+    import psutil
+
+    path = tmp_path / "long.yml"
+    path.write_text(yaml.safe_dump({**TINY, "steps": 200_000, "methods": TINY["methods"][:1]}))
+    env = {**os.environ, "SB3_LOGDIR": str(tmp_path / "sb3")}
+    driver = subprocess.Popen([sys.executable, "-m", "sgmmq.cli", "bench", str(path), "--out", str(tmp_path / "out"),
+                               "--workers", "2", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    parent = psutil.Process(driver.pid)
+    deadline = time.monotonic() + 120
+    while len([c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]) < 2:
+        assert time.monotonic() < deadline and driver.poll() is None, "the sweep did not start its workers"
+        time.sleep(0.5)
+    workers = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+    driver.terminate()  # SIGTERM, as `kill` sends
+    stdout, _ = driver.communicate(timeout=30)
+    assert driver.returncode != 0 and "rerun the same command to resume" in stdout
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers still running after the sweep was killed: {alive}"
+    assert not list((tmp_path / "out" / "runs").glob("*.json"))  # nothing half-finished was recorded
 
 
 def test_the_ray_backend_gives_the_same_results_as_the_local_pool(swept: tuple[Path, Path, str], tmp_path: Path) -> None:

@@ -128,29 +128,35 @@ def _per_task(value: Any, env_id: str, default: Any) -> Any:
 
 
 def expand(config: dict[str, Any]) -> list[Run]:
-    """Every run of the sweep, task by task, seed-major (all configs of seed 0 first), ids unique."""
+    """Every run of the sweep, seed-major across tasks (seed 0 of every task and config first), ids
+    unique: a sweep stopped part-way has covered every task with as many seeds as it could."""
     check(config)
-    runs: list[Run] = []
+    per_task = []
     for env_id in config["tasks"]:
         task = get_task(env_id)
         seeds = _per_task(config.get("seeds", 1), env_id, 1)
         seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
         steps = int(_per_task(config.get("steps"), env_id, None) or task.budget)
-        eval_every = int(_per_task(config.get("eval_every"), env_id, None) or max(1, steps // 10))
-        eval_episodes = int(_per_task(config.get("eval_episodes"), env_id, 5))
-        final_episodes = int(_per_task(config.get("final_eval_episodes"), env_id, None) or task.eval_episodes)
-        for seed in seeds:
+        common = dict(
+            task=env_id, steps=steps,
+            eval_every=int(_per_task(config.get("eval_every"), env_id, None) or max(1, steps // 10)),
+            eval_episodes=int(_per_task(config.get("eval_episodes"), env_id, 5)),
+            final_eval_episodes=int(_per_task(config.get("final_eval_episodes"), env_id, None) or task.eval_episodes),
+        )
+        per_task.append((seeds, common))
+    runs: list[Run] = []
+    for position in range(max((len(seeds) for seeds, _ in per_task), default=0)):
+        for seeds, common in per_task:
+            if position >= len(seeds):
+                continue
             for entry in config["methods"]:
-                if "tasks" in entry and env_id not in entry["tasks"]:
+                if "tasks" in entry and common["task"] not in entry["tasks"]:
                     continue
                 key = next((k for k in BUDGET_KEYS if k in entry), None)
-                budgets = entry[key] if key else [None]
-                for budget in budgets:
+                for budget in (entry[key] if key else [None]):
                     runs.append(Run(
-                        task=env_id, method=entry["method"], label=entry.get("label", entry["method"]),
-                        budget_key=key, budget=budget, seed=seed, steps=steps, eval_every=eval_every,
-                        eval_episodes=eval_episodes, final_eval_episodes=final_episodes,
-                        overrides=dict(entry.get("overrides") or {}),
+                        method=entry["method"], label=entry.get("label", entry["method"]), budget_key=key,
+                        budget=budget, seed=seeds[position], overrides=dict(entry.get("overrides") or {}), **common,
                     ))
     ids = [run.id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

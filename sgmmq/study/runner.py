@@ -24,7 +24,9 @@ import json
 import os
 import pathlib
 import platform
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -161,6 +163,10 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if platform.system() == "Linux":  # die with the driver, even when it is SIGKILLed
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     import torch
 
     torch.set_num_threads(1)
@@ -192,7 +198,9 @@ def _save(out: pathlib.Path, outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 def _local(todo: list[Run], workers: int) -> Iterator[dict[str, Any]]:
-    """Outcomes as runs finish, at most ``workers`` in flight; a crashed worker fails only its runs."""
+    """Outcomes as runs finish, at most ``workers`` in flight; a crashed worker fails only its runs.
+    Interrupted (Ctrl-C, SIGTERM, or the consumer stops), it kills its workers rather than waiting
+    for the runs in flight: they are redone on the next sweep."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -200,9 +208,10 @@ def _local(todo: list[Run], workers: int) -> Iterator[dict[str, Any]]:
     queue = list(todo)
     context = multiprocessing.get_context("spawn")  # no inherited torch/thread state
     while queue:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-            in_flight: dict[Any, Run] = {}
-            broken = False
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+        in_flight: dict[Any, Run] = {}
+        broken = False
+        try:
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < workers:
                     run = queue.pop(0)
@@ -211,13 +220,20 @@ def _local(todo: list[Run], workers: int) -> Iterator[dict[str, Any]]:
                 for future in done:
                     run = in_flight.pop(future)
                     try:
-                        yield future.result()
+                        outcome = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        yield _died(run, "the worker process died (killed, or out of memory) during this run")
+                        outcome = _died(run, "the worker process died (killed, or out of memory) during this run")
+                    yield outcome
             if broken:  # the pool is unusable: its other runs died with it; go on with a fresh pool
                 for future, run in in_flight.items():
                     yield _died(run, "its worker pool broke while it ran (another run's worker died)")
+        except BaseException:
+            for process in list((pool._processes or {}).values()):  # noqa: SLF001 -- no public way to stop a busy worker
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _died(run: Run, why: str) -> dict[str, Any]:
@@ -283,18 +299,26 @@ def sweep(
         outcomes = _ray(todo, workers, address)
     else:
         raise ValueError(f"unknown backend {backend!r}; use 'local' or 'ray'")
-    desc = f"{config.get('name', 'sweep')} ({counts['skipped']} of {len(runs)} already done)"
-    with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress, smoothing=0.1) as bar:
-        for outcome in outcomes:
-            result = _save(out, outcome)
-            counts[result["status"]] += 1
-            if result["status"] == "ok":
-                line = (f"{result['id']}: {result['score_mean']:.1f}, {result['params']['inference']:,} live params, "
-                        f"{result['train_seconds']:.0f} s")
-            else:
-                line = f"{result['id']}: FAILED ({result['error'].strip().splitlines()[-1]})"
-            bar.write(line)
-            bar.update(1)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:  # `kill` stops the sweep the way Ctrl-C does: workers killed, nothing half-written
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        desc = f"{config.get('name', 'sweep')} ({counts['skipped']} of {len(runs)} already done)"
+        with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress, smoothing=0.1) as bar:
+            for outcome in outcomes:
+                result = _save(out, outcome)
+                counts[result["status"]] += 1
+                if result["status"] == "ok":
+                    line = (f"{result['id']}: {result['score_mean']:.1f}, {result['params']['inference']:,} live params, "
+                            f"{result['train_seconds']:.0f} s")
+                else:
+                    line = f"{result['id']}: FAILED ({result['error'].strip().splitlines()[-1]})"
+                bar.write(line)
+                bar.update(1)
+    finally:
+        outcomes.close()  # an interrupted sweep stops its workers now
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return counts
 
 
