@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results", type=pathlib.Path)
     report.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for tables (default 2000)")
     report.add_argument("--curve-reps", type=int, default=500, help="bootstrap resamples for learning curves (default 500)")
+    report.add_argument("--readme", type=pathlib.Path, default=None,
+                        help="write the README here instead of RESULTS/README.md (e.g. results/README.md); PNGs stay in RESULTS")
     command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
             "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
     return parser
@@ -255,8 +257,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sgmmq.study import report
 
-    readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps)
-    print(f"wrote {readme} and {len(list(readme.parent.glob('*.png')))} PNGs")
+    readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps, readme=args.readme)
+    print(f"wrote {readme} and {len(list(args.results.glob('*.png')))} PNGs in {args.results}")
     return 0
 
 

@@ -167,6 +167,31 @@ def test_the_report_writes_tables_and_pictures(swept: tuple[Path, Path, str]) ->
     assert len(table) == 2 and all("| 2 |" in line for line in table)  # one row per (method, budget), 2 seeds
     assert "| baseline | sgmmq k4 |" in text and "| dqn_zoo w8 | 2 |" in text  # improvement; aggregate
     assert text.count("| CartPole-v1__broken__default__s") == 2
+    assert "Partial: 4 of 6 planned runs are in." in text  # the failing config's runs are missing
+    runs = {run_id: read(out, run_id) for run_id in OK_IDS}
+    per_1k = lambda config: np.mean([1000 * r["train_seconds"] / r["n_timesteps"]  # noqa: E731
+                                     for r in runs.values() if r["config"] == config])
+    ratio = per_1k("sgmmq k4") / per_1k("dqn_zoo w8")  # the only DQN width of this sweep is the reference
+    assert f"| k4: {ratio:.2f} |" in text
+    verdict = next(line for line in text.splitlines() if line.startswith("| CartPole-v1 | sgmmq k4 "))
+    assert "dqn_zoo w8" in verdict and any(word in verdict for word in ("wins by", "loses by", "tie on score"))
+
+
+def test_the_report_can_write_its_readme_elsewhere_with_relative_links(swept: tuple[Path, Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    _, out, _ = swept
+    shutil.copytree(out, tmp_path / "study")
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "README.md").write_text("# The agent's benchmark\n")
+    readme = tmp_path / "README.md"
+    done = subprocess.run([sys.executable, "-m", "sgmmq.cli", "report", str(tmp_path / "study"), "--readme", str(readme),
+                           "--reps", "100", "--curve-reps", "50"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = readme.read_text()
+    assert "](study/return_vs_params.png)" in text and "](study/learning_curves_CartPole-v1.png)" in text
+    assert "- [agent/](agent/README.md): The agent's benchmark" in text
+    assert (tmp_path / "study" / "return_vs_params.png").exists() and not (tmp_path / "return_vs_params.png").exists()
 
 
 def test_iqm_intervals_and_improvement_are_rliables() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import pathlib
 import warnings
 from collections import defaultdict
@@ -121,6 +122,74 @@ def task_table(configs: dict[str, list[dict[str, Any]]], failed: int, reps: int)
         )
     if failed:
         lines += ["", f"{failed} failed run(s) of this task are listed at the end."]
+    return lines
+
+
+def _reference_dqn(configs: dict[str, list[dict[str, Any]]], task: str) -> str | None:
+    """The DQN the compute ratio divides by: DQN with the RL Zoo's own network for ``task``, else the widest."""
+    from sgmmq.baselines.configs import zoo_config
+
+    dqns = [c for c, rs in configs.items() if rs[0]["method"] == "dqn_zoo"]
+    try:
+        zoo_net = zoo_config("dqn", task)["policy_kwargs"]["net_arch"]
+    except (ValueError, KeyError):
+        zoo_net = None
+    exact = [c for c in dqns if configs[c][0]["budget"] == zoo_net]
+    return (exact or sorted(dqns, key=lambda c: _budget_order(configs[c][0])))[-1] if dqns else None
+
+
+def _seconds_per_1k(rs: list[dict[str, Any]]) -> float:
+    return float(np.mean([1000 * r["train_seconds"] / r["n_timesteps"] for r in rs]))
+
+
+def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+    """Per task: S-GMM-QF's training wall-clock per 1,000 env steps over DQN's, runs of the same sweep."""
+    lines = ["| task | DQN (zoo net) s per 1k steps | S-GMM-QF s per 1k steps, by initial budget | ratio S-GMM-QF / DQN |",
+             "| --- | ---: | --- | --- |"]
+    for task, configs in grouped.items():
+        reference = _reference_dqn(configs, task)
+        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
+        if reference is None or not mine:
+            continue
+        dqn = _seconds_per_1k(configs[reference])
+        own = {c.split(" ", 1)[1]: _seconds_per_1k(configs[c]) for c in mine}
+        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {len(configs[reference])} runs) | "
+                     + ", ".join(f"{b}: {v:.2f}" for b, v in own.items()) + " | "
+                     + ", ".join(f"{b}: {v / dqn:.2f}" for b, v in own.items()) + " |")
+    return lines
+
+
+def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], reps: int, tie: float = 0.05) -> list[str]:
+    """Per task, the best S-GMM-QF budget against the best baseline (normalized IQM) and the cheapest
+    baseline that comes within ``tie`` of it: where S-GMM-QF wins, where it loses, and by how much."""
+    lines = ["| task | best S-GMM-QF: normalized IQM [95% CI] (live params) | best baseline: normalized IQM [95% CI] (live params) "
+             "| difference | cheapest baseline within 0.05 of S-GMM-QF (live params) | verdict |",
+             "| --- | --- | --- | ---: | --- | --- |"]
+    for task, configs in grouped.items():
+        norm = iqm_intervals({c: np.array([[r["normalized_score"]] for r in rs]) for c, rs in configs.items()}, reps)
+        live = {c: float(np.median([r["params"]["inference"] for r in rs])) for c, rs in configs.items()}
+        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
+        theirs = [c for c, rs in configs.items() if rs[0]["method"] != SGMMQ]
+        if not mine or not theirs:
+            continue
+        best_mine = max(mine, key=lambda c: (norm[c][0], -live[c]))
+        best_theirs = max(theirs, key=lambda c: (norm[c][0], -live[c]))
+        diff = norm[best_mine][0] - norm[best_theirs][0]
+        matching = [c for c in theirs if norm[c][0] >= norm[best_mine][0] - tie]
+        cheapest = min(matching, key=lambda c: live[c]) if matching else None
+        if diff > tie:
+            verdict = f"S-GMM-QF wins by {diff:.2f}"
+        elif diff < -tie:
+            verdict = f"S-GMM-QF loses by {-diff:.2f}"
+        else:
+            verdict = "tie on score"
+        if cheapest is not None:
+            verdict += f"; baselines need {live[cheapest] / live[best_mine]:.1f}x the live parameters to match"
+        lines.append(
+            f"| {task} | {best_mine} {_ci(norm[best_mine], '.2f')} ({live[best_mine]:,.0f}) "
+            f"| {best_theirs} {_ci(norm[best_theirs], '.2f')} ({live[best_theirs]:,.0f}) | {diff:+.2f} "
+            f"| {f'{cheapest} ({live[cheapest]:,.0f})' if cheapest else 'none'} | {verdict} |"
+        )
     return lines
 
 
@@ -292,9 +361,15 @@ def _last_line(error: str) -> str:
     return error.strip().splitlines()[-1].replace("|", "\\|") if error.strip() else "?"
 
 
-def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500) -> pathlib.Path:
-    """Write ``results/README.md`` and its PNGs; return the README's path."""
+def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
+           readme: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Write the README (``results/README.md`` unless ``readme`` names another file) and the PNGs
+    (in ``results``); return the README's path. A README outside ``results`` links the PNGs
+    relative to itself and lists the other result folders beside it that hold a README.md."""
     results = pathlib.Path(results)
+    readme = pathlib.Path(readme) if readme is not None else results / "README.md"
+    here = os.path.relpath(results, readme.parent)
+    link = (lambda name: name) if here == "." else (lambda name: f"{here}/{name}")
     ok, failed = load(results)
     if not ok:
         raise ValueError(f"{results / RUNS_DIR} holds no finished run")
@@ -317,6 +392,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500)
         "",
         f"{len(ok)} finished runs, {len(failed)} failed, {len(grouped)} task(s).",
         "",
+        *_progress_lines(config, ok),
         "Commands:",
         "",
         *[f"- `{c}`" for c in commands],
@@ -341,17 +417,30 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500)
                       "P(a random S-GMM-QF run scores above a random baseline run on the same task), averaged over tasks; 95% CI.", "",
                       "| baseline | " + " | ".join(mine) + " |", "| --- |" + " ---: |" * len(mine),
                       *[f"| {t} | " + " | ".join(_ci(poi[f'{m}|{t}'], '.2f') for m in mine) + " |" for t in theirs], ""]
+    summary = summary_table(grouped, reps)
+    if len(summary) > 2:
+        lines += ["## Where S-GMM-QF wins and loses", "",
+                  "Per task, the best S-GMM-QF budget against the best baseline at any budget, by normalized IQM; a difference",
+                  "within 0.05 counts as a tie. The last columns: the baseline with the fewest live parameters that comes",
+                  "within 0.05 of S-GMM-QF's best, and how many times S-GMM-QF's live parameters it needs.", "",
+                  *summary, ""]
+    compute = compute_table(grouped)
+    if len(compute) > 2:
+        lines += ["## Compute: wall-clock per 1,000 environment steps", "",
+                  "Training time without evaluations, mean over runs of this sweep (the same machines, the same",
+                  "load), divided by DQN with the RL Zoo's network on the same task. Runs shared the machine's cores with",
+                  "the other runs of the sweep, one torch thread each.", "", *compute, ""]
     plot_return_vs_params(grouped, results / "return_vs_params.png", reps)
-    lines += ["## Return versus live parameters", "", "![return versus live parameters](return_vs_params.png)", ""]
+    lines += ["## Return versus live parameters", "", f"![return versus live parameters]({link('return_vs_params.png')})", ""]
     if plot_live_components(grouped, results / "live_components.png"):
-        lines += ["## S-GMM-QF live components over training", "", "![live components](live_components.png)", ""]
+        lines += ["## S-GMM-QF live components over training", "", f"![live components]({link('live_components.png')})", ""]
     failed_by_task: dict[str, int] = defaultdict(int)
     for r in failed:
         failed_by_task[r.get("task", "?")] += 1
     for task, configs in grouped.items():
         lines += [f"## {task}", "", *task_table(configs, failed_by_task.get(task, 0), reps), ""]
         plot_learning_curves(task, configs, results / f"learning_curves_{task}.png", curve_reps)
-        lines += [f"![learning curves {task}](learning_curves_{task}.png)", ""]
+        lines += [f"![learning curves {task}]({link(f'learning_curves_{task}.png')})", ""]
         chosen = _pick_model_run(configs)
         if chosen is not None:
             from sgmmq import SGMMQ as Model
@@ -360,10 +449,45 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500)
             title = f"{task}, {chosen['config']}, seed {chosen['seed']} (score {chosen['score_mean']:.1f})"
             plot_gaussians(Model.load(results / chosen["model"], device="cpu"), get_task(task), results / png, title)
             lines += [f"The learned Gaussians of {chosen['id']} (the median seed of the best S-GMM-QF budget):", "",
-                      f"![gaussians {task}]({png})", ""]
+                      f"![gaussians {task}]({link(png)})", ""]
     if failed:
         lines += ["## Failed runs", "", "| run | error (last line) |", "| --- | --- |",
                   *[f"| {r['id']} | {_last_line(r['error'])} |" for r in failed], ""]
-    readme = results / "README.md"
+    if readme.parent.resolve() != results.resolve():
+        others = sorted(d for d in readme.parent.iterdir() if (d / "README.md").exists() and d.resolve() != results.resolve())
+        if others:
+            lines += ["## Other results in this folder", "",
+                      *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
+    readme.parent.mkdir(parents=True, exist_ok=True)
     readme.write_text("\n".join(lines))
     return readme
+
+
+def _title(path: pathlib.Path) -> str:
+    first = next((line for line in path.read_text().splitlines() if line.strip()), "")
+    return first.lstrip("# ").strip()
+
+
+def _progress_lines(config: dict[str, Any], ok: list[dict[str, Any]]) -> list[str]:
+    """How much of the configured sweep is in: a partial study says what is missing."""
+    if not config.get("tasks"):
+        return []
+    from sgmmq.study.config import expand
+
+    try:
+        planned = expand(config)
+    except ValueError:
+        return []
+    done = {r["id"] for r in ok}
+    missing: dict[str, list[int]] = defaultdict(list)
+    for run in planned:
+        if run.id not in done:
+            missing[run.task].append(run.seed)
+    if not missing:
+        return [f"All {len(planned)} runs of the sweep are in.", ""]
+    lines = [f"**Partial: {len(planned) - sum(map(len, missing.values()))} of {len(planned)} planned runs are in.** Missing, per task:", ""]
+    for task in config["tasks"]:
+        if task in missing:
+            seeds = sorted(set(missing[task]))
+            lines.append(f"- {task}: {len(missing[task])} runs (seeds {', '.join(map(str, seeds))} of some or all configs)")
+    return [*lines, ""]
