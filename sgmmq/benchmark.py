@@ -218,8 +218,9 @@ def run_ablation(out: Path, command: str) -> None:
     write_ablation_readme(out, command)
 
 
-def run_timing(out: Path, steps: int = 20_000, repeats: int = 2) -> None:
-    """Training wall-clock of S-GMM-QF and DQN (zoo) on CartPole-v1, alternated, nothing else measured."""
+def run_timing(out: Path, steps: int = 20_000, repeats: int = 2, device: str = "cpu") -> None:
+    """Training wall-clock of S-GMM-QF and DQN (zoo) on CartPole-v1, alternated, nothing else measured,
+    both on ``device`` (written to timing.json, or timing_<device>.json off the CPU)."""
     from sgmmq.baselines.dense import build_model
 
     torch.set_num_threads(1)
@@ -228,16 +229,19 @@ def run_timing(out: Path, steps: int = 20_000, repeats: int = 2) -> None:
     for repeat in range(repeats):
         for method in ("dqn_zoo", "sgmmq"):
             if method == "sgmmq":
-                model = build_sgmmq(task, repeat, {}, env=make_vec_env(task, n_envs=1, seed=repeat))
+                model = build_sgmmq(task, repeat, {"device": device}, env=make_vec_env(task, n_envs=1, seed=repeat))
                 model.set_logger(Logger(folder=None, output_formats=[]))
             else:
-                model, _ = build_model(method, task, repeat, logger=Logger(folder=None, output_formats=[]))
+                model, _ = build_model(method, task, repeat, overrides={"device": device},
+                                       logger=Logger(folder=None, output_formats=[]))
             start = time.perf_counter()
             model.learn(steps)
             seconds[method].append(time.perf_counter() - start)
             tqdm.write(f"{method} repeat {repeat}: {seconds[method][-1]:.1f} s for {steps:,} steps")
     ratios = [s / d for s, d in zip(seconds["sgmmq"], seconds["dqn_zoo"])]
-    write_json_atomic(out / "timing.json", {"steps": steps, "seconds": seconds, "ratios": ratios, "machine": machine(), "versions": versions()})
+    name = "timing.json" if device == "cpu" else f"timing_{device.split(':')[0]}.json"
+    write_json_atomic(out / name, {"steps": steps, "device": device, "seconds": seconds, "ratios": ratios,
+                                   "machine": machine(), "versions": versions()})
     print(f"S-GMM-QF / DQN wall-clock ratio: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
@@ -247,6 +251,8 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="CartPole-v1, one option changed at a time")
     parser.add_argument("--out", type=Path, default=None, help="default: results/agent (results/ablation with --ablation)")
     parser.add_argument("--timing", action="store_true", help="CartPole-v1 wall-clock of both methods, alternated (run it alone)")
+    parser.add_argument("--device", default="cpu", help="with --timing: torch device of both methods (e.g. cuda)")
+    parser.add_argument("--steps", type=int, default=20_000, help="with --timing: training steps per run")
     parser.add_argument("--note", default=None, help="what else ran on the machine meanwhile (goes into the README)")
     parser.add_argument("--readme-only", action="store_true", help="regenerate the README from the finished runs")
     args = parser.parse_args()
@@ -258,7 +264,7 @@ def main() -> None:
     if args.readme_only:
         return write_readme(args.out)
     if args.timing:
-        return run_timing(args.out)
+        return run_timing(args.out, steps=args.steps, device=args.device)
     log_command(args.out, command, args.note)
     runs = [run for run in plan(args.tasks) if not (args.out / "per_run" / f"{run_name(run)}.json").exists()]
     for run in tqdm(runs, desc="benchmark runs", unit="run"):

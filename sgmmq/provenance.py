@@ -28,7 +28,15 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.platform()}, {cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+    described = f"{platform.platform()}, {cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            described += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return described
 
 
 def versions() -> str:
