@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import pathlib
+import shlex
 import sys
 from typing import Any
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark.main()
         return 0
     args = _parser().parse_args(argv)
+    args.argv = argv  # for the commands that record how they were called
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     import torch
 
@@ -242,7 +244,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from sgmmq.study import config, runner
 
     sweep = config.read(args.config)
-    runner.log_command(args.out, "sgmmq bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]))
+    runner.log_command(args.out, "sgmmq " + shlex.join(args.argv))
     try:
         counts = runner.sweep(sweep, args.out, backend=args.backend, workers=args.workers, address=args.address,
                               progress=not args.no_progress)
@@ -257,7 +259,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sgmmq.study import report
 
-    readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps, readme=args.readme)
+    readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps, readme=args.readme,
+                           command="sgmmq " + shlex.join(args.argv))
     print(f"wrote {readme} and {len(list(args.results.glob('*.png')))} PNGs in {args.results}")
     return 0
 
