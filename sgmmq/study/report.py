@@ -453,12 +453,12 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
     if failed:
         lines += ["## Failed runs", "", "| run | error (last line) |", "| --- | --- |",
                   *[f"| {r['id']} | {_last_line(r['error'])} |" for r in failed], ""]
+    readme.parent.mkdir(parents=True, exist_ok=True)
     if readme.parent.resolve() != results.resolve():
         others = sorted(d for d in readme.parent.iterdir() if (d / "README.md").exists() and d.resolve() != results.resolve())
         if others:
             lines += ["## Other results in this folder", "",
                       *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
-    readme.parent.mkdir(parents=True, exist_ok=True)
     readme.write_text("\n".join(lines))
     return readme
 
