@@ -153,7 +153,7 @@ def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> list[s
             continue
         dqn = _seconds_per_1k(configs[reference])
         own = {c.split(" ", 1)[1]: _seconds_per_1k(configs[c]) for c in mine}
-        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {len(configs[reference])} run{"s" if len(configs[reference]) != 1 else ""}) | "
+        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {len(configs[reference])} run{'s' if len(configs[reference]) != 1 else ''}) | "
                      + ", ".join(f"{b}: {v:.2f}" for b, v in own.items()) + " | "
                      + ", ".join(f"{b}: {v / dqn:.2f}" for b, v in own.items()) + " |")
     return lines
