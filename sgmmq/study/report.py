@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sgmmq.envs.tasks import get_task
+from sgmmq.study.config import expand
 from sgmmq.study.runner import RUNS_DIR
 
 SGMMQ = "sgmmq"
@@ -107,9 +108,20 @@ def _ci(values: tuple[float, float, float], fmt: str = ".1f") -> str:
     return f"{values[0]:{fmt}} [{values[1]:{fmt}}, {values[2]:{fmt}}]"
 
 
-def task_table(configs: dict[str, list[dict[str, Any]]], failed: int, reps: int) -> list[str]:
-    raw = iqm_intervals({c: np.array([[r["score_mean"]] for r in rs]) for c, rs in configs.items()}, reps)
-    norm = iqm_intervals({c: np.array([[r["normalized_score"]] for r in rs]) for c, rs in configs.items()}, reps)
+Stats = dict[str, dict[str, dict[str, tuple[float, float, float]]]]  # {task: {score key: {config: (IQM, low, high)}}}
+
+
+def task_iqms(grouped: dict[str, dict[str, list[dict[str, Any]]]], reps: int) -> Stats:
+    """Every config's IQM interval of raw and normalized final scores, per task: computed once,
+    read by the tables and the headline figure."""
+    return {task: {key: iqm_intervals({c: np.array([[r[key]] for r in rs]) for c, rs in configs.items()}, reps)
+                   for key in ("score_mean", "normalized_score")}
+            for task, configs in grouped.items()}
+
+
+def task_table(configs: dict[str, list[dict[str, Any]]], stats: dict[str, dict[str, tuple[float, float, float]]],
+               failed: int) -> list[str]:
+    raw, norm = stats["score_mean"], stats["normalized_score"]
     lines = ["| method | budget | seeds | final score IQM [95% CI] | normalized IQM [95% CI] | live params median [min, max] "
              "| training params (median) | train s/run (mean) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -159,14 +171,14 @@ def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> list[s
     return lines
 
 
-def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], reps: int, tie: float = 0.05) -> list[str]:
+def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[str]:
     """Per task, the best S-GMM-QF budget against the best baseline (normalized IQM) and the cheapest
     baseline that comes within ``tie`` of it: where S-GMM-QF wins, where it loses, and by how much."""
     lines = ["| task | best S-GMM-QF: normalized IQM [95% CI] (live params) | best baseline: normalized IQM [95% CI] (live params) "
              "| difference | cheapest baseline within 0.05 of S-GMM-QF (live params) | verdict |",
              "| --- | --- | --- | ---: | --- | --- |"]
     for task, configs in grouped.items():
-        norm = iqm_intervals({c: np.array([[r["normalized_score"]] for r in rs]) for c, rs in configs.items()}, reps)
+        norm = stats[task]["normalized_score"]
         live = {c: float(np.median([r["params"]["inference"] for r in rs])) for c, rs in configs.items()}
         mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
         theirs = [c for c, rs in configs.items() if rs[0]["method"] != SGMMQ]
@@ -243,7 +255,7 @@ def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], pa
     plt.close(fig)
 
 
-def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], path: pathlib.Path, reps: int) -> None:
+def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, path: pathlib.Path) -> None:
     """The headline: final score against live parameters, one line per method over its budgets."""
     plt = _plt()
     tasks = list(grouped)
@@ -252,9 +264,9 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], p
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.9 * nrows), squeeze=False)
     for ax, task in zip(axes.ravel(), tasks):
         configs = grouped[task]
-        stats = iqm_intervals({c: np.array([[r["score_mean"]] for r in rs]) for c, rs in configs.items()}, reps)
+        raw = stats[task]["score_mean"]
         for label in dict.fromkeys(rs[0]["label"] for rs in configs.values()):
-            mine = [(np.median([r["params"]["inference"] for r in rs]), *stats[c]) for c, rs in configs.items() if rs[0]["label"] == label]
+            mine = [(np.median([r["params"]["inference"] for r in rs]), *raw[c]) for c, rs in configs.items() if rs[0]["label"] == label]
             x, y, low, high = np.array(sorted(mine)).T
             ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=label,
                         lw=2.5 if label == SGMMQ else 1.2)
@@ -368,8 +380,9 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
     relative to itself and lists the other result folders beside it that hold a README.md."""
     results = pathlib.Path(results)
     readme = pathlib.Path(readme) if readme is not None else results / "README.md"
-    here = os.path.relpath(results, readme.parent)
-    link = (lambda name: name) if here == "." else (lambda name: f"{here}/{name}")
+    def link(name: str) -> str:  # a file of ``results`` as the README links it
+        return os.path.relpath(results / name, readme.parent)
+
     ok, failed = load(results)
     if not ok:
         raise ValueError(f"{results / RUNS_DIR} holds no finished run")
@@ -417,7 +430,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                       "P(a random S-GMM-QF run scores above a random baseline run on the same task), averaged over tasks; 95% CI.", "",
                       "| baseline | " + " | ".join(mine) + " |", "| --- |" + " ---: |" * len(mine),
                       *[f"| {t} | " + " | ".join(_ci(poi[f'{m}|{t}'], '.2f') for m in mine) + " |" for t in theirs], ""]
-    summary = summary_table(grouped, reps)
+    stats = task_iqms(grouped, reps)
+    summary = summary_table(grouped, stats)
     if len(summary) > 2:
         lines += ["## Where S-GMM-QF wins and loses", "",
                   "Per task, the best S-GMM-QF budget against the best baseline at any budget, by normalized IQM; a difference",
@@ -430,7 +444,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                   "Training time without evaluations, mean over runs of this sweep (the same machines, the same",
                   "load), divided by DQN with the RL Zoo's network on the same task. Runs shared the machine's cores with",
                   "the other runs of the sweep, one torch thread each.", "", *compute, ""]
-    plot_return_vs_params(grouped, results / "return_vs_params.png", reps)
+    plot_return_vs_params(grouped, stats, results / "return_vs_params.png")
     lines += ["## Return versus live parameters", "", f"![return versus live parameters]({link('return_vs_params.png')})", ""]
     if plot_live_components(grouped, results / "live_components.png"):
         lines += ["## S-GMM-QF live components over training", "", f"![live components]({link('live_components.png')})", ""]
@@ -438,7 +452,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
     for r in failed:
         failed_by_task[r.get("task", "?")] += 1
     for task, configs in grouped.items():
-        lines += [f"## {task}", "", *task_table(configs, failed_by_task.get(task, 0), reps), ""]
+        lines += [f"## {task}", "", *task_table(configs, stats[task], failed_by_task.get(task, 0)), ""]
         plot_learning_curves(task, configs, results / f"learning_curves_{task}.png", curve_reps)
         lines += [f"![learning curves {task}]({link(f'learning_curves_{task}.png')})", ""]
         chosen = _pick_model_run(configs)
@@ -472,8 +486,6 @@ def _progress_lines(config: dict[str, Any], ok: list[dict[str, Any]]) -> list[st
     """How much of the configured sweep is in: a partial study says what is missing."""
     if not config.get("tasks"):
         return []
-    from sgmmq.study.config import expand
-
     try:
         planned = expand(config)
     except ValueError:
