@@ -215,6 +215,22 @@ def test_iqm_intervals_and_improvement_are_rliables() -> None:
     assert poi[0] == pytest.approx(metrics.probability_of_improvement(other, scores)) and poi[0] > 0.5
 
 
+def test_probability_of_improvement_and_curve_iqm_equal_rliables_per_call_metrics() -> None:
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    for nx, ny, tasks in [(5, 5, 1), (10, 4, 3), (3, 7, 6)]:
+        x = rng.integers(0, 4, size=(nx, tasks)).astype(float)  # small integers: many ties
+        y = rng.integers(0, 4, size=(ny, tasks)).astype(float)
+        assert report.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
+        assert report.probability_of_improvement(x, x) == 0.5
+    assert report.probability_of_improvement(np.ones((3, 2)), np.zeros((4, 2))) == 1.0
+    curves = rng.normal(size=(7, 12))
+    iqm, low, high = report.iqm_curves(curves, reps=100, seed=2)
+    assert iqm == pytest.approx([metrics.aggregate_iqm(curves[:, t]) for t in range(12)])
+    assert np.all(low <= iqm) and np.all(iqm <= high) and np.any(low < high)
+
+
 def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: Path) -> None:
     from sgmmq import runs
     from sgmmq.envs import get_task

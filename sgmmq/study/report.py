@@ -57,20 +57,30 @@ def iqm_intervals(scores: dict[str, np.ndarray], reps: int = 2000, seed: int = 0
     return {k: (float(point[k][0]), float(interval[k][0, 0]), float(interval[k][1, 0])) for k in scores}
 
 
+def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """rliable's ``probability_of_improvement`` (Mann-Whitney U / (n_x n_y) per task, averaged over
+    tasks) as one array comparison: rliable calls ``scipy.stats.mannwhitneyu`` once per task and
+    bootstrap sample, whose argument checking made this statistic most of the report's run time."""
+    above = scores_x[:, None, :] > scores_y[None, :, :]
+    tied = scores_x[:, None, :] == scores_y[None, :, :]
+    per_task = (above.sum(axis=(0, 1)) + 0.5 * tied.sum(axis=(0, 1))) / (len(scores_x) * len(scores_y))
+    return float(np.mean(per_task))
+
+
 def improvement(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """``{name: (P(X > Y), low, high)}`` for (runs x tasks) matrices X, Y (rliable's probability of improvement)."""
-    _, metrics = _rliable()
     point, interval = _estimates({k: [np.asarray(x, dtype=float), np.asarray(y, dtype=float)] for k, (x, y) in pairs.items()},
-                                 metrics.probability_of_improvement, reps, seed)
+                                 probability_of_improvement, reps, seed)
     return {k: (float(np.ravel(point[k])[0]), *(float(v) for v in np.ravel(interval[k]))) for k in pairs}
 
 
 def iqm_curves(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IQM over runs at every evaluation point of a (runs x points) matrix, with 95% intervals."""
-    _, metrics = _rliable()
+    from scipy.stats import trim_mean
+
     frames = np.asarray(curves, dtype=float)[:, None, :]  # (runs, 1 task, points), as rliable's sample-efficiency curves
-    point, interval = _estimates({"c": frames}, lambda x: np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])]),
-                                 reps, seed)
+    # rliable's aggregate_iqm at every point, in one call: trim_mean along the runs axis
+    point, interval = _estimates({"c": frames}, lambda x: trim_mean(x[:, 0, :], 0.25, axis=0), reps, seed)
     return point["c"], interval["c"][0], interval["c"][1]
 
 
