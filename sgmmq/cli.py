@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--curve-reps", type=int, default=500, help="bootstrap resamples for learning curves (default 500)")
     report.add_argument("--readme", type=pathlib.Path, default=None,
                         help="write the README here instead of RESULTS/README.md (e.g. results/README.md); PNGs stay in RESULTS")
+    report.add_argument("--summary", type=pathlib.Path, default=None,
+                        help="also rewrite the block between the summary markers of this file (e.g. README.md) "
+                             "with the per-task verdicts and compute ratios; nothing else in it changes")
     command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
             "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
     return parser
@@ -260,8 +263,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sgmmq.study import report
 
     readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps, readme=args.readme,
-                           command="sgmmq " + shlex.join(args.argv))
-    print(f"wrote {readme} and {len(list(args.results.glob('*.png')))} PNGs in {args.results}")
+                           command="sgmmq " + shlex.join(args.argv), summary=args.summary)
+    print(f"wrote {readme} and {len(list(args.results.glob('*.png')))} PNGs in {args.results}"
+          + (f"; updated the summary in {args.summary}" if args.summary else ""))
     return 0
 
 

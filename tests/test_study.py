@@ -197,6 +197,56 @@ def test_the_report_can_write_its_readme_elsewhere_with_relative_links(swept: tu
     assert "](../study/return_vs_params.png)" in fresh.read_text()  # its folder was made
 
 
+def test_the_report_rewrites_only_the_summary_block_of_another_readme(swept: tuple[Path, Path, str], tmp_path: Path) -> None:
+    _, out, _ = swept
+    before, after = "# Project\n\nHand-written text.\n", "\n## Layout\n\nMore text.\n"
+    main = tmp_path / "README.md"
+    main.write_text(f"{before}{report.SUMMARY_BEGIN}\nstale numbers\n{report.SUMMARY_END}{after}")
+    readme = report.report(out, reps=50, curve_reps=20, readme=tmp_path / "results" / "README.md", summary=main)
+    text = main.read_text()
+    assert text.startswith(f"{before}{report.SUMMARY_BEGIN}\n") and text.endswith(f"{report.SUMMARY_END}{after}")
+    block = text[len(before) + len(report.SUMMARY_BEGIN) + 1:-len(report.SUMMARY_END + after)]
+    assert "stale numbers" not in block and block.startswith("4 of 6 planned runs are in")
+    assert "[results/README.md](results/README.md)" in block
+    row = next(line for line in block.splitlines() if line.startswith("| CartPole-v1 |"))
+    assert "(dqn_zoo w8)" in row or "loses by" in row or "wins by" in row
+    # the same verdict as the full table of the report, whose difference column decides it
+    full = next(line for line in readme.read_text().splitlines() if line.startswith("| CartPole-v1 | sgmmq k4 "))
+    diff = float(full.split(" | ")[3])
+    assert ("tie" in row) == (abs(diff) <= 0.05) and ("loses by" in row) == (diff < -0.05)
+    assert f"| tie ({diff:+.2f})" in row if abs(diff) <= 0.05 else f" by {abs(diff):.2f}" in row
+    runs = [read(out, run_id) for run_id in OK_IDS]
+    per_1k = {c: np.mean([1000 * r["train_seconds"] / r["n_timesteps"] for r in runs if r["config"] == c])
+              for c in ("sgmmq k4", "dqn_zoo w8")}
+    assert f"CartPole-v1 {per_1k['sgmmq k4'] / per_1k['dqn_zoo w8']:.2f}." in block
+    report.report(out, reps=50, curve_reps=20, readme=readme, summary=main)
+    assert main.read_text() == text  # regenerating changes nothing
+
+
+def test_verdicts_of_a_partial_sweep_compare_methods_on_the_seeds_all_have_finished() -> None:
+    def run(config: str, seed: int) -> dict:
+        return {"config": config, "seed": seed}
+    grouped = {"A": {"x": [run("x", s) for s in (0, 1, 2, 3)], "y": [run("y", s) for s in (1, 3)]},
+               "B": {"x": [run("x", 0)], "y": [run("y", 1)]}}
+    matched = report.matched_seeds(grouped)
+    assert list(matched) == ["A"]  # B's configs share no seed
+    assert {c: [r["seed"] for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
+
+
+@pytest.mark.parametrize("content", ["# No markers\n", f"{report.SUMMARY_END}\nx\n{report.SUMMARY_BEGIN}\n",
+                                     f"{report.SUMMARY_BEGIN}\n{report.SUMMARY_BEGIN}\n{report.SUMMARY_END}\n"])
+def test_a_summary_file_without_one_ordered_pair_of_markers_is_refused_before_any_work(
+        swept: tuple[Path, Path, str], tmp_path: Path, content: str) -> None:
+    _, out, _ = swept
+    main = tmp_path / "README.md"
+    main.write_text(content)
+    with pytest.raises(ValueError, match="summary begins.*left unchanged"):
+        report.report(out, reps=50, curve_reps=20, readme=tmp_path / "new" / "README.md", summary=main)
+    assert main.read_text() == content and not (tmp_path / "new").exists()
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        report.report(out, reps=50, curve_reps=20, readme=tmp_path / "new" / "README.md", summary=tmp_path / "absent.md")
+
+
 def test_iqm_intervals_and_improvement_are_rliables() -> None:
     from rliable import library, metrics
     from scipy.stats import trim_mean

@@ -113,6 +113,21 @@ def group(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, A
     return dict(out)
 
 
+def matched_seeds(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each task's runs restricted to the seeds that every config of the task has finished, so that
+    a partial sweep's verdicts compare methods on the same seeds."""
+    out = {}
+    for task, configs in grouped.items():
+        common = set.intersection(*({r["seed"] for r in rs} for rs in configs.values()))
+        if common:
+            out[task] = {c: [r for r in rs if r["seed"] in common] for c, rs in configs.items()}
+    return out
+
+
+def _seed_counts(matched: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    return ", ".join(f"{task} {len(next(iter(configs.values())))}" for task, configs in matched.items())
+
+
 # --- tables -------------------------------------------------------------------------------------
 def _ci(values: tuple[float, float, float], fmt: str = ".1f") -> str:
     return f"{values[0]:{fmt}} [{values[1]:{fmt}}, {values[2]:{fmt}}]"
@@ -164,29 +179,35 @@ def _seconds_per_1k(rs: list[dict[str, Any]]) -> float:
     return float(np.mean([1000 * r["train_seconds"] / r["n_timesteps"] for r in rs]))
 
 
+def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, tuple[str, float, dict[str, float]]]:
+    """Per task: (reference DQN config, its seconds per 1,000 env steps, {S-GMM-QF budget: seconds}),
+    from runs of the same sweep."""
+    out = {}
+    for task, configs in grouped.items():
+        reference = _reference_dqn(configs, task)
+        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
+        if reference is not None and mine:
+            out[task] = (reference, _seconds_per_1k(configs[reference]),
+                         {c.split(" ", 1)[1]: _seconds_per_1k(configs[c]) for c in mine})
+    return out
+
+
 def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
     """Per task: S-GMM-QF's training wall-clock per 1,000 env steps over DQN's, runs of the same sweep."""
     lines = ["| task | DQN (zoo net) s per 1k steps | S-GMM-QF s per 1k steps, by initial budget | ratio S-GMM-QF / DQN |",
              "| --- | ---: | --- | --- |"]
-    for task, configs in grouped.items():
-        reference = _reference_dqn(configs, task)
-        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
-        if reference is None or not mine:
-            continue
-        dqn = _seconds_per_1k(configs[reference])
-        own = {c.split(" ", 1)[1]: _seconds_per_1k(configs[c]) for c in mine}
-        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {len(configs[reference])} run{'s' if len(configs[reference]) != 1 else ''}) | "
+    for task, (reference, dqn, own) in compute_ratios(grouped).items():
+        n = len(grouped[task][reference])
+        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {n} run{'s' if n != 1 else ''}) | "
                      + ", ".join(f"{b}: {v:.2f}" for b, v in own.items()) + " | "
                      + ", ".join(f"{b}: {v / dqn:.2f}" for b, v in own.items()) + " |")
     return lines
 
 
-def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[str]:
+def verdicts(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[dict[str, Any]]:
     """Per task, the best S-GMM-QF budget against the best baseline (normalized IQM) and the cheapest
     baseline that comes within ``tie`` of it: where S-GMM-QF wins, where it loses, and by how much."""
-    lines = ["| task | best S-GMM-QF: normalized IQM [95% CI] (live params) | best baseline: normalized IQM [95% CI] (live params) "
-             "| difference | cheapest baseline within 0.05 of S-GMM-QF (live params) | verdict |",
-             "| --- | --- | --- | ---: | --- | --- |"]
+    rows = []
     for task, configs in grouped.items():
         norm = stats[task]["normalized_score"]
         live = {c: float(np.median([r["params"]["inference"] for r in rs])) for c, rs in configs.items()}
@@ -207,12 +228,84 @@ def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: St
             verdict = "tie on score"
         if cheapest is not None:
             verdict += f"; baselines need {live[cheapest] / live[best_mine]:.1f}x the live parameters to match"
+        rows.append({"task": task, "mine": best_mine, "theirs": best_theirs, "cheapest": cheapest, "diff": diff,
+                     "norm": norm, "live": live, "verdict": verdict})
+    return rows
+
+
+def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[str]:
+    lines = ["| task | best S-GMM-QF: normalized IQM [95% CI] (live params) | best baseline: normalized IQM [95% CI] (live params) "
+             "| difference | cheapest baseline within 0.05 of S-GMM-QF (live params) | verdict |",
+             "| --- | --- | --- | ---: | --- | --- |"]
+    for v in verdicts(grouped, stats, tie):
+        norm, live, mine, theirs, cheapest = v["norm"], v["live"], v["mine"], v["theirs"], v["cheapest"]
         lines.append(
-            f"| {task} | {best_mine} {_ci(norm[best_mine], '.2f')} ({live[best_mine]:,.0f}) "
-            f"| {best_theirs} {_ci(norm[best_theirs], '.2f')} ({live[best_theirs]:,.0f}) | {diff:+.2f} "
-            f"| {f'{cheapest} ({live[cheapest]:,.0f})' if cheapest else 'none'} | {verdict} |"
+            f"| {v['task']} | {mine} {_ci(norm[mine], '.2f')} ({live[mine]:,.0f}) "
+            f"| {theirs} {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}) | {v['diff']:+.2f} "
+            f"| {f'{cheapest} ({live[cheapest]:,.0f})' if cheapest else 'none'} | {v['verdict']} |"
         )
     return lines
+
+
+SUMMARY_BEGIN = "<!-- sgmmq report: summary begins (generated; edits between these lines are overwritten) -->"
+SUMMARY_END = "<!-- sgmmq report: summary ends -->"
+
+
+def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, ok: list[dict[str, Any]],
+                  config: dict[str, Any], report_link: str, ratios: dict[str, tuple[str, float, dict[str, float]]],
+                  tie: float = 0.05) -> list[str]:
+    """The short form of the verdicts (on ``matched_seeds`` and their ``stats``) and compute ratios
+    (``compute_ratios``, all runs) that another README carries (``--summary``)."""
+    try:
+        planned = f" of {len(expand(config))} planned" if config.get("tasks") else ""
+    except ValueError:
+        planned = ""
+    lines = [f"{len(ok)}{planned} runs are in. Per task, by normalized IQM [95% CI] on the seeds that every method",
+             f"and budget has finished ({_seed_counts(matched)}), S-GMM-QF's best budget against the best baseline at any budget;",
+             f"within {tie} is a tie (full tables, curves and statistics: [{report_link}]({report_link})):", "",
+             "| task | S-GMM-QF best (live params) | best baseline (live params) | verdict |", "| --- | --- | --- | --- |"]
+    for v in verdicts(matched, stats, tie):
+        norm, live, mine, theirs = v["norm"], v["live"], v["mine"], v["theirs"]
+        verdict = v["verdict"].replace("S-GMM-QF ", "").replace("tie on score", f"tie ({v['diff']:+.2f})")
+        if v["cheapest"] is not None:
+            verdict = verdict.replace("to match", f"to match ({v['cheapest']})")
+        if v["diff"] < -tie:
+            verdict = f"**{verdict}**"
+        lines.append(f"| {v['task']} | {_ci(norm[mine], '.2f')} ({live[mine]:,.0f}, {mine.split(' ', 1)[1]}) "
+                     f"| {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}, {theirs}) | {verdict} |")
+    if ratios:
+        spans = []
+        for task, (_, dqn, own) in ratios.items():
+            low, high = min(own.values()) / dqn, max(own.values()) / dqn
+            spans.append(f"{task} {low:.2f}" + (f"-{high:.2f}" if f"{high:.2f}" != f"{low:.2f}" else ""))
+        lines += ["", "Wall-clock per 1,000 training steps, S-GMM-QF over DQN with the RL Zoo's network in the same sweep",
+                  f"(range over S-GMM-QF's budgets): {'; '.join(spans)}."]
+    return lines
+
+
+def _summary_span(path: pathlib.Path) -> tuple[list[str], int, int]:
+    """``path``'s lines and the indices of its two summary markers: each must stand once, in order,
+    on a line of its own."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--summary {path}: no such file")
+    text = path.read_text()
+    rows = text.splitlines(keepends=True)
+    begins = [i for i, row in enumerate(rows) if row.strip() == SUMMARY_BEGIN]
+    ends = [i for i, row in enumerate(rows) if row.strip() == SUMMARY_END]
+    if len(begins) != 1 or len(ends) != 1 or begins[0] > ends[0]:
+        raise ValueError(f"--summary {path}: needs the line {SUMMARY_BEGIN!r} once, followed later by the line "
+                         f"{SUMMARY_END!r} once (found {len(begins)} and {len(ends)}); the file was left unchanged")
+    return rows, begins[0], ends[0]
+
+
+def write_summary(path: str | pathlib.Path, lines: list[str]) -> None:
+    """Replace what lies between the summary markers of ``path`` by ``lines``, and nothing else."""
+    path = pathlib.Path(path)
+    rows, begin, end = _summary_span(path)
+    new = "".join(rows[:begin + 1]) + "".join(f"{line}\n" for line in lines) + "".join(rows[end:])
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
 
 
 def normalized_matrices(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, np.ndarray]:
@@ -384,15 +477,21 @@ def _last_line(error: str) -> str:
 
 
 def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
-           readme: str | pathlib.Path | None = None, command: str = "sgmmq report") -> pathlib.Path:
+           readme: str | pathlib.Path | None = None, command: str = "sgmmq report",
+           summary: str | pathlib.Path | None = None) -> pathlib.Path:
     """Write the README (``results/README.md`` unless ``readme`` names another file) and the PNGs
     (in ``results``); return the README's path. A README outside ``results`` links the PNGs
-    relative to itself and lists the other result folders beside it that hold a README.md."""
+    relative to itself and lists the other result folders beside it that hold a README.md.
+    ``summary`` names a file (the project's README) whose summary block gets the verdicts and
+    compute ratios, so that they are never copied by hand; it is checked before any work."""
     results = pathlib.Path(results)
     readme = pathlib.Path(readme) if readme is not None else results / "README.md"
     def link(name: str) -> str:  # a file of ``results`` as the README links it
         return os.path.relpath(results / name, readme.parent)
 
+    if summary is not None:
+        summary = pathlib.Path(summary)
+        _summary_span(summary)
     ok, failed = load(results)
     if not ok:
         raise ValueError(f"{results / RUNS_DIR} holds no finished run")
@@ -441,13 +540,16 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                       "| baseline | " + " | ".join(mine) + " |", "| --- |" + " ---: |" * len(mine),
                       *[f"| {t} | " + " | ".join(_ci(poi[f'{m}|{t}'], '.2f') for m in mine) + " |" for t in theirs], ""]
     stats = task_iqms(grouped, reps)
-    summary = summary_table(grouped, stats)
-    if len(summary) > 2:
+    matched = matched_seeds(grouped)
+    matched_stats = stats if matched == grouped else task_iqms(matched, reps)
+    wins_table = summary_table(matched, matched_stats)
+    if len(wins_table) > 2:
         lines += ["## Where S-GMM-QF wins and loses", "",
                   "Per task, the best S-GMM-QF budget against the best baseline at any budget, by normalized IQM; a difference",
                   "within 0.05 counts as a tie. The last columns: the baseline with the fewest live parameters that comes",
-                  "within 0.05 of S-GMM-QF's best, and how many times S-GMM-QF's live parameters it needs.", "",
-                  *summary, ""]
+                  "within 0.05 of S-GMM-QF's best, and how many times S-GMM-QF's live parameters it needs. Only the seeds",
+                  f"that every method and budget of a task has finished count here ({_seed_counts(matched)}).", "",
+                  *wins_table, ""]
     compute = compute_table(grouped)
     if len(compute) > 2:
         lines += ["## Compute: wall-clock per 1,000 environment steps", "",
@@ -484,6 +586,9 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
             lines += ["## Other results in this folder", "",
                       *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
     readme.write_text("\n".join(lines))
+    if summary is not None:
+        write_summary(summary, summary_lines(matched, matched_stats, ok, config, os.path.relpath(readme, summary.parent),
+                                             compute_ratios(grouped)))
     return readme
 
 
