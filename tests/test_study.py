@@ -168,6 +168,9 @@ def test_the_report_writes_tables_and_pictures(swept: tuple[Path, Path, str]) ->
     assert "| baseline | sgmmq k4 |" in text and "| dqn_zoo w8 | 2 |" in text  # improvement; aggregate
     assert text.count("| CartPole-v1__broken__default__s") == 2
     assert "Partial: 4 of 6 planned runs are in." in text  # the failing config's runs are missing
+    for config in ("sgmmq k4", "dqn_zoo w8"):  # every run's final score, by seed
+        scores = [read(out, f"CartPole-v1__{config.replace(' ', '__')}__s{s}")["score_mean"] for s in (0, 1)]
+        assert f"| {config} | {scores[0]:.1f} | {scores[1]:.1f} |" in text
     runs = {run_id: read(out, run_id) for run_id in OK_IDS}
     per_1k = lambda config: np.mean([1000 * r["train_seconds"] / r["n_timesteps"]  # noqa: E731
                                      for r in runs.values() if r["config"] == config])

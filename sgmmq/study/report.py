@@ -162,6 +162,18 @@ def task_table(configs: dict[str, list[dict[str, Any]]], stats: dict[str, dict[s
     return lines
 
 
+def seed_table(configs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Every run's final score, folded away: the IQM hides which seeds succeed (a task that only some
+    seeds solve), and every seed run is reported."""
+    seeds = sorted({r["seed"] for rs in configs.values() for r in rs})
+    lines = ["<details><summary>Final score of every run (by seed)</summary>", "",
+             "| method budget | " + " | ".join(f"s{s}" for s in seeds) + " |", "| --- |" + " ---: |" * len(seeds)]
+    for config, rs in configs.items():
+        by_seed = {r["seed"]: r["score_mean"] for r in rs}
+        lines.append(f"| {config} | " + " | ".join(f"{by_seed[s]:.1f}" if s in by_seed else "" for s in seeds) + " |")
+    return [*lines, "", "</details>"]
+
+
 def _reference_dqn(configs: dict[str, list[dict[str, Any]]], task: str) -> str | None:
     """The DQN the compute ratio divides by: DQN with the RL Zoo's own network for ``task``, else the widest."""
     from sgmmq.baselines.configs import zoo_config
@@ -564,7 +576,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
     for r in failed:
         failed_by_task[r.get("task", "?")] += 1
     for task, configs in grouped.items():
-        lines += [f"## {task}", "", *task_table(configs, stats[task], failed_by_task.get(task, 0)), ""]
+        lines += [f"## {task}", "", *task_table(configs, stats[task], failed_by_task.get(task, 0)), "",
+                  *seed_table(configs), ""]
         plot_learning_curves(task, configs, results / f"learning_curves_{task}.png", curve_reps)
         lines += [f"![learning curves {task}]({link(f'learning_curves_{task}.png')})", ""]
         chosen = _pick_model_run(configs)
