@@ -278,11 +278,13 @@ def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: St
              "| task | S-GMM-QF best (live params) | best baseline (live params) | verdict |", "| --- | --- | --- | --- |"]
     for v in verdicts(matched, stats, tie):
         norm, live, mine, theirs = v["norm"], v["live"], v["mine"], v["theirs"]
-        verdict = v["verdict"].replace("S-GMM-QF ", "").replace("tie on score", f"tie ({v['diff']:+.2f})")
-        if v["cheapest"] is not None:
-            verdict = verdict.replace("to match", f"to match ({v['cheapest']})")
-        if v["diff"] < -tie:
-            verdict = f"**{verdict}**"
+        diff, cheapest = v["diff"], v["cheapest"]
+        if diff > tie:  # then no baseline comes within ``tie``
+            verdict = f"wins by {diff:.2f}"
+        elif diff < -tie:
+            verdict = f"**loses by {-diff:.2f}**; {cheapest} ({live[cheapest]:,.0f}) already matches it"
+        else:
+            verdict = f"tie ({diff:+.2f}); cheapest match {cheapest}, {live[cheapest] / live[mine]:.1f}x the live parameters"
         lines.append(f"| {v['task']} | {_ci(norm[mine], '.2f')} ({live[mine]:,.0f}, {mine.split(' ', 1)[1]}) "
                      f"| {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}, {theirs}) | {verdict} |")
     if ratios:
@@ -300,8 +302,7 @@ def _summary_span(path: pathlib.Path) -> tuple[list[str], int, int]:
     on a line of its own."""
     if not path.is_file():
         raise FileNotFoundError(f"--summary {path}: no such file")
-    text = path.read_text()
-    rows = text.splitlines(keepends=True)
+    rows = path.read_text().splitlines(keepends=True)
     begins = [i for i, row in enumerate(rows) if row.strip() == SUMMARY_BEGIN]
     ends = [i for i, row in enumerate(rows) if row.strip() == SUMMARY_END]
     if len(begins) != 1 or len(ends) != 1 or begins[0] > ends[0]:
