@@ -204,11 +204,12 @@ def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[
     return out
 
 
-def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]],
+                  ratios: dict[str, tuple[str, float, dict[str, float]]]) -> list[str]:
     """Per task: S-GMM-QF's training wall-clock per 1,000 env steps over DQN's, runs of the same sweep."""
     lines = ["| task | DQN (zoo net) s per 1k steps | S-GMM-QF s per 1k steps, by initial budget | ratio S-GMM-QF / DQN |",
              "| --- | ---: | --- | --- |"]
-    for task, (reference, dqn, own) in compute_ratios(grouped).items():
+    for task, (reference, dqn, own) in ratios.items():
         n = len(grouped[task][reference])
         lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {n} run{'s' if n != 1 else ''}) | "
                      + ", ".join(f"{b}: {v:.2f}" for b, v in own.items()) + " | "
@@ -232,16 +233,9 @@ def verdicts(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, 
         diff = norm[best_mine][0] - norm[best_theirs][0]
         matching = [c for c in theirs if norm[c][0] >= norm[best_mine][0] - tie]
         cheapest = min(matching, key=lambda c: live[c]) if matching else None
-        if diff > tie:
-            verdict = f"S-GMM-QF wins by {diff:.2f}"
-        elif diff < -tie:
-            verdict = f"S-GMM-QF loses by {-diff:.2f}"
-        else:
-            verdict = "tie on score"
-        if cheapest is not None:
-            verdict += f"; baselines need {live[cheapest] / live[best_mine]:.1f}x the live parameters to match"
+        outcome = "wins" if diff > tie else "loses" if diff < -tie else "tie"  # a win leaves no baseline within tie
         rows.append({"task": task, "mine": best_mine, "theirs": best_theirs, "cheapest": cheapest, "diff": diff,
-                     "norm": norm, "live": live, "verdict": verdict})
+                     "outcome": outcome, "norm": norm, "live": live})
     return rows
 
 
@@ -251,10 +245,13 @@ def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: St
              "| --- | --- | --- | ---: | --- | --- |"]
     for v in verdicts(grouped, stats, tie):
         norm, live, mine, theirs, cheapest = v["norm"], v["live"], v["mine"], v["theirs"], v["cheapest"]
+        verdict = "tie on score" if v["outcome"] == "tie" else f"S-GMM-QF {v['outcome']} by {abs(v['diff']):.2f}"
+        if cheapest is not None:
+            verdict += f"; baselines need {live[cheapest] / live[mine]:.1f}x the live parameters to match"
         lines.append(
             f"| {v['task']} | {mine} {_ci(norm[mine], '.2f')} ({live[mine]:,.0f}) "
             f"| {theirs} {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}) | {v['diff']:+.2f} "
-            f"| {f'{cheapest} ({live[cheapest]:,.0f})' if cheapest else 'none'} | {v['verdict']} |"
+            f"| {f'{cheapest} ({live[cheapest]:,.0f})' if cheapest else 'none'} | {verdict} |"
         )
     return lines
 
@@ -268,20 +265,17 @@ def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: St
                   tie: float = 0.05) -> list[str]:
     """The short form of the verdicts (on ``matched_seeds`` and their ``stats``) and compute ratios
     (``compute_ratios``, all runs) that another README carries (``--summary``)."""
-    try:
-        planned = f" of {len(expand(config))} planned" if config.get("tasks") else ""
-    except ValueError:
-        planned = ""
-    lines = [f"{len(ok)}{planned} runs are in. Per task, by normalized IQM [95% CI] on the seeds that every method",
+    planned = _planned(config)
+    lines = [f"{len(ok)}{f' of {len(planned)} planned' if planned else ''} runs are in. Per task, by normalized IQM [95% CI] on the seeds that every method",
              f"and budget has finished ({_seed_counts(matched)}), S-GMM-QF's best budget against the best baseline at any budget;",
              f"within {tie} is a tie (full tables, curves and statistics: [{report_link}]({report_link})):", "",
              "| task | S-GMM-QF best (live params) | best baseline (live params) | verdict |", "| --- | --- | --- | --- |"]
     for v in verdicts(matched, stats, tie):
         norm, live, mine, theirs = v["norm"], v["live"], v["mine"], v["theirs"]
         diff, cheapest = v["diff"], v["cheapest"]
-        if diff > tie:  # then no baseline comes within ``tie``
+        if v["outcome"] == "wins":
             verdict = f"wins by {diff:.2f}"
-        elif diff < -tie:
+        elif v["outcome"] == "loses":
             verdict = f"**loses by {-diff:.2f}**; {cheapest} ({live[cheapest]:,.0f}) already matches it"
         else:
             verdict = f"tie ({diff:+.2f}); cheapest match {cheapest}, {live[cheapest] / live[mine]:.1f}x the live parameters"
@@ -563,7 +557,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                   "within 0.05 of S-GMM-QF's best, and how many times S-GMM-QF's live parameters it needs. Only the seeds",
                   f"that every method and budget of a task has finished count here ({_seed_counts(matched)}).", "",
                   *wins_table, ""]
-    compute = compute_table(grouped)
+    ratios = compute_ratios(grouped)
+    compute = compute_table(grouped, ratios)
     if len(compute) > 2:
         lines += ["## Compute: wall-clock per 1,000 environment steps", "",
                   "Training time without evaluations, mean over runs of this sweep (the same machines, the same",
@@ -601,8 +596,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                       *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
     readme.write_text("\n".join(lines))
     if summary is not None:
-        write_summary(summary, summary_lines(matched, matched_stats, ok, config, os.path.relpath(readme, summary.parent),
-                                             compute_ratios(grouped)))
+        write_summary(summary, summary_lines(matched, matched_stats, ok, config, os.path.relpath(readme, summary.parent), ratios))
     return readme
 
 
@@ -611,13 +605,20 @@ def _title(path: pathlib.Path) -> str:
     return first.lstrip("# ").strip()
 
 
-def _progress_lines(config: dict[str, Any], ok: list[dict[str, Any]]) -> list[str]:
-    """How much of the configured sweep is in: a partial study says what is missing."""
+def _planned(config: dict[str, Any]) -> list[Any]:
+    """The runs the sweep's saved config plans ([] where it names none or no longer expands)."""
     if not config.get("tasks"):
         return []
     try:
-        planned = expand(config)
+        return expand(config)
     except ValueError:
+        return []
+
+
+def _progress_lines(config: dict[str, Any], ok: list[dict[str, Any]]) -> list[str]:
+    """How much of the configured sweep is in: a partial study says what is missing."""
+    planned = _planned(config)
+    if not planned:
         return []
     done = {r["id"] for r in ok}
     missing: dict[str, list[int]] = defaultdict(list)
