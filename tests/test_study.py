@@ -238,6 +238,19 @@ def test_verdicts_of_a_partial_sweep_compare_methods_on_the_seeds_all_have_finis
     assert {c: [r["seed"] for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
 
 
+def test_compute_ratios_use_the_seeds_dqn_and_every_sgmmq_budget_share() -> None:
+    def run(method: str, budget: object, seed: int, seconds: float) -> dict:
+        return {"method": method, "budget": budget, "seed": seed, "train_seconds": seconds, "n_timesteps": 1000}
+    configs = {"dqn_zoo w8": [run("dqn_zoo", [8], s, 2.0) for s in (0, 1)],
+               # seed 2 ran later on a machine three times slower; DQN has not run it yet
+               "sgmmq k4": [run("sgmmq", 4, s, t) for s, t in ((0, 1.0), (1, 1.0), (2, 3.0))],
+               "sgmmq k8": [run("sgmmq", 8, s, t) for s, t in ((0, 3.0), (1, 1.0), (2, 3.0))]}
+    reference, dqn, own, n = report.compute_ratios({"MadeUp-v0": configs})["MadeUp-v0"]
+    assert (reference, dqn, own, n) == ("dqn_zoo w8", 2.0, {"k4": 1.0, "k8": 2.0}, 2)
+    assert "| MadeUp-v0 | 2.00 (w8, 2 seeds) | k4: 1.00, k8: 2.00 | k4: 0.50, k8: 1.00 |" in report.compute_table(
+        {"MadeUp-v0": (reference, dqn, own, n)})
+
+
 @pytest.mark.parametrize("content", ["# No markers\n", f"{report.SUMMARY_END}\nx\n{report.SUMMARY_BEGIN}\n",
                                      f"{report.SUMMARY_BEGIN}\n{report.SUMMARY_BEGIN}\n{report.SUMMARY_END}\n"])
 def test_a_summary_file_without_one_ordered_pair_of_markers_is_refused_before_any_work(

@@ -191,27 +191,33 @@ def _seconds_per_1k(rs: list[dict[str, Any]]) -> float:
     return float(np.mean([1000 * r["train_seconds"] / r["n_timesteps"] for r in rs]))
 
 
-def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, tuple[str, float, dict[str, float]]]:
-    """Per task: (reference DQN config, its seconds per 1,000 env steps, {S-GMM-QF budget: seconds}),
-    from runs of the same sweep."""
+Ratios = dict[str, tuple[str, float, dict[str, float], int]]
+
+
+def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> Ratios:
+    """Per task: (reference DQN config, its seconds per 1,000 env steps, {S-GMM-QF budget: seconds},
+    number of seeds),
+    on the seeds that the reference and every S-GMM-QF budget have finished: a seed's runs ran
+    together, so a sweep resumed on a slower machine shifts both sides of the ratio alike."""
     out = {}
     for task, configs in grouped.items():
         reference = _reference_dqn(configs, task)
         mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
         if reference is not None and mine:
-            out[task] = (reference, _seconds_per_1k(configs[reference]),
-                         {c.split(" ", 1)[1]: _seconds_per_1k(configs[c]) for c in mine})
+            paired = matched_seeds({task: {c: configs[c] for c in [reference, *mine]}}).get(task)
+            if paired:
+                out[task] = (reference, _seconds_per_1k(paired[reference]),
+                             {c.split(" ", 1)[1]: _seconds_per_1k(paired[c]) for c in mine},
+                             len(paired[reference]))
     return out
 
 
-def compute_table(grouped: dict[str, dict[str, list[dict[str, Any]]]],
-                  ratios: dict[str, tuple[str, float, dict[str, float]]]) -> list[str]:
+def compute_table(ratios: Ratios) -> list[str]:
     """Per task: S-GMM-QF's training wall-clock per 1,000 env steps over DQN's, runs of the same sweep."""
     lines = ["| task | DQN (zoo net) s per 1k steps | S-GMM-QF s per 1k steps, by initial budget | ratio S-GMM-QF / DQN |",
              "| --- | ---: | --- | --- |"]
-    for task, (reference, dqn, own) in ratios.items():
-        n = len(grouped[task][reference])
-        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {n} run{'s' if n != 1 else ''}) | "
+    for task, (reference, dqn, own, n) in ratios.items():
+        lines.append(f"| {task} | {dqn:.2f} ({reference.split(' ', 1)[1]}, {n} seed{'s' if n != 1 else ''}) | "
                      + ", ".join(f"{b}: {v:.2f}" for b, v in own.items()) + " | "
                      + ", ".join(f"{b}: {v / dqn:.2f}" for b, v in own.items()) + " |")
     return lines
@@ -261,10 +267,10 @@ SUMMARY_END = "<!-- sgmmq report: summary ends -->"
 
 
 def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, ok: list[dict[str, Any]],
-                  config: dict[str, Any], report_link: str, ratios: dict[str, tuple[str, float, dict[str, float]]],
+                  config: dict[str, Any], report_link: str, ratios: Ratios,
                   tie: float = 0.05) -> list[str]:
     """The short form of the verdicts (on ``matched_seeds`` and their ``stats``) and compute ratios
-    (``compute_ratios``, all runs) that another README carries (``--summary``)."""
+    (``compute_ratios``, on the seeds they share) that another README carries (``--summary``)."""
     planned = _planned(config)
     lines = [f"{len(ok)}{f' of {len(planned)} planned' if planned else ''} runs are in. Per task, by normalized IQM [95% CI] on the seeds that every method",
              f"and budget has finished ({_seed_counts(matched)}), S-GMM-QF's best budget against the best baseline at any budget;",
@@ -283,7 +289,7 @@ def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: St
                      f"| {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}, {theirs}) | {verdict} |")
     if ratios:
         spans = []
-        for task, (_, dqn, own) in ratios.items():
+        for task, (_, dqn, own, _) in ratios.items():
             low, high = min(own.values()) / dqn, max(own.values()) / dqn
             spans.append(f"{task} {low:.2f}" + (f"-{high:.2f}" if f"{high:.2f}" != f"{low:.2f}" else ""))
         lines += ["", "Wall-clock per 1,000 training steps, S-GMM-QF over DQN with the RL Zoo's network in the same sweep",
@@ -558,12 +564,13 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
                   f"that every method and budget of a task has finished count here ({_seed_counts(matched)}).", "",
                   *wins_table, ""]
     ratios = compute_ratios(grouped)
-    compute = compute_table(grouped, ratios)
+    compute = compute_table(ratios)
     if len(compute) > 2:
         lines += ["## Compute: wall-clock per 1,000 environment steps", "",
-                  "Training time without evaluations, mean over runs of this sweep (the same machines, the same",
-                  "load), divided by DQN with the RL Zoo's network on the same task. Runs shared the machine's cores with",
-                  "the other runs of the sweep, one torch thread each.", "", *compute, ""]
+                  "Training time without evaluations, mean over the seeds that DQN with the RL Zoo's network and every",
+                  "S-GMM-QF budget have finished (a seed's runs ran together, on the same machine under the same load),",
+                  "S-GMM-QF over that DQN on the same task. Runs shared the machine's cores with the other runs of the",
+                  "sweep, one torch thread each.", "", *compute, ""]
     plot_return_vs_params(grouped, stats, results / "return_vs_params.png")
     lines += ["## Return versus live parameters", "", f"![return versus live parameters]({link('return_vs_params.png')})", ""]
     if plot_live_components(grouped, results / "live_components.png"):
