@@ -116,12 +116,13 @@ def group(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, A
 def matched_seeds(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Each task's runs restricted to the seeds that every config of the task has finished, so that
     a partial sweep's verdicts compare methods on the same seeds."""
-    out = {}
-    for task, configs in grouped.items():
-        common = set.intersection(*({r["seed"] for r in rs} for rs in configs.values()))
-        if common:
-            out[task] = {c: [r for r in rs if r["seed"] in common] for c, rs in configs.items()}
-    return out
+    return {task: shared for task, configs in grouped.items() if (shared := _on_shared_seeds(configs))}
+
+
+def _on_shared_seeds(configs: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The configs' runs on the seeds all of them have finished; empty when they share none."""
+    common = set.intersection(*({r["seed"] for r in rs} for rs in configs.values()))
+    return {c: [r for r in rs if r["seed"] in common] for c, rs in configs.items()} if common else {}
 
 
 def _seed_counts(matched: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
@@ -196,15 +197,14 @@ Ratios = dict[str, tuple[str, float, dict[str, float], int]]
 
 def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> Ratios:
     """Per task: (reference DQN config, its seconds per 1,000 env steps, {S-GMM-QF budget: seconds},
-    number of seeds),
-    on the seeds that the reference and every S-GMM-QF budget have finished: a seed's runs ran
-    together, so a sweep resumed on a slower machine shifts both sides of the ratio alike."""
+    number of seeds), on the seeds that the reference and every S-GMM-QF budget have finished: a seed's
+    runs ran together, so a sweep resumed on a slower machine shifts both sides of the ratio alike."""
     out = {}
     for task, configs in grouped.items():
         reference = _reference_dqn(configs, task)
         mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
         if reference is not None and mine:
-            paired = matched_seeds({task: {c: configs[c] for c in [reference, *mine]}}).get(task)
+            paired = _on_shared_seeds({c: configs[c] for c in [reference, *mine]})
             if paired:
                 out[task] = (reference, _seconds_per_1k(paired[reference]),
                              {c.split(" ", 1)[1]: _seconds_per_1k(paired[c]) for c in mine},
