@@ -307,3 +307,15 @@ def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: P
     model = runs.build_model(task, 0, {"policy_kwargs": {"n_components": 5}})
     report.plot_gaussians(model, task, tmp_path / "car.png", "untrained")
     assert (tmp_path / "car.png").stat().st_size > 10_000
+
+
+def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> None:
+    def runs(config: str, method: str, live: int) -> list[dict]:
+        return [{"config": config, "method": method, "params": {"inference": live}}]
+    grouped = {"Cheap-v0": {"sgmmq k4": runs("sgmmq k4", "sgmmq", 100), "dqn w4": runs("dqn w4", "dqn", 400)},
+               "Costly-v0": {"sgmmq k64": runs("sgmmq k64", "sgmmq", 600), "dqn w4": runs("dqn w4", "dqn", 50)}}
+    stats = {"Cheap-v0": {"normalized_score": {"sgmmq k4": (0.9, 0.8, 1.0), "dqn w4": (0.88, 0.7, 1.0)}},
+             "Costly-v0": {"normalized_score": {"sgmmq k64": (0.2, 0.1, 0.3), "dqn w4": (0.5, 0.4, 0.6)}}}
+    cheap, costly = report.summary_table(grouped, stats)[2:]
+    assert cheap.endswith("| tie on score; baselines need 4.0x the live parameters to match |")
+    assert costly.endswith("| S-GMM-QF loses by 0.30; dqn w4 matches it with 12.0x fewer live parameters |")

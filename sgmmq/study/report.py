@@ -253,7 +253,9 @@ def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: St
         norm, live, mine, theirs, cheapest = v["norm"], v["live"], v["mine"], v["theirs"], v["cheapest"]
         verdict = "tie on score" if v["outcome"] == "tie" else f"S-GMM-QF {v['outcome']} by {abs(v['diff']):.2f}"
         if cheapest is not None:
-            verdict += f"; baselines need {live[cheapest] / live[mine]:.1f}x the live parameters to match"
+            ratio = live[cheapest] / live[mine]
+            verdict += (f"; baselines need {ratio:.1f}x the live parameters to match" if ratio >= 1
+                        else f"; {cheapest} matches it with {1 / ratio:.1f}x fewer live parameters")
         lines.append(
             f"| {v['task']} | {mine} {_ci(norm[mine], '.2f')} ({live[mine]:,.0f}) "
             f"| {theirs} {_ci(norm[theirs], '.2f')} ({live[theirs]:,.0f}) | {v['diff']:+.2f} "
