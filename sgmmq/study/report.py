@@ -562,8 +562,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         lines += ["## Where S-GMM-QF wins and loses", "",
                   "Per task, the best S-GMM-QF budget against the best baseline at any budget, by normalized IQM; a difference",
                   "within 0.05 counts as a tie. The last columns: the baseline with the fewest live parameters that comes",
-                  "within 0.05 of S-GMM-QF's best, and how many times S-GMM-QF's live parameters it needs. Only the seeds",
-                  f"that every method and budget of a task has finished count here ({_seed_counts(matched)}).", "",
+                  "within 0.05 of S-GMM-QF's best, and how many times more (or fewer) live parameters it has than S-GMM-QF.",
+                  f"Only the seeds that every method and budget of a task has finished count here ({_seed_counts(matched)}).", "",
                   *wins_table, ""]
     ratios = compute_ratios(grouped)
     compute = compute_table(ratios)
