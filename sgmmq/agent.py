@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -31,11 +32,13 @@ from stable_baselines3.common.utils import LinearSchedule
 from sgmmq.envs import TASKS
 from sgmmq.mixture import MEAN_INITS
 from sgmmq.policies import GMMPolicy, check_spaces
+from sgmmq.pool import POOLS, birth_sites, support
 from sgmmq.sparsity import Pruner, hadamard_penalty
 
 SelfSGMMQ = TypeVar("SelfSGMMQ", bound="SGMMQ")
 
 TARGETS = ("snapshot", "residual")
+LOSSES = ("squared", "huber")
 FORMAT_VERSION = 1
 
 
@@ -67,6 +70,20 @@ class SGMMQ(OffPolicyAlgorithm):
     :param prune_patience: consecutive checks below threshold before a component is removed.
     :param mean_init: ``"uniform"`` (means spread over the box) or ``"data"`` (means set to the
         first visited ``z``'s at the first update).
+    :param pool: ``"fixed"`` (the papers' pool: it only shrinks) or ``"adaptive"`` (idle components
+        move, and free slots up to ``n_components`` fill, where the Bellman residual is largest;
+        see :mod:`sgmmq.pool`).
+    :param prune_min_support: activation mass, over ``pool_sample_size`` window points, a component
+        needs before the pruning rule judges it (0: every component is judged, as in the papers).
+    :param pool_sample_size: window points drawn at each pruning check for support and births.
+    :param max_births: components born or moved per pruning check (``pool="adaptive"``).
+    :param birth_gain: a newborn's weight is ``-birth_gain`` times the residual where it is born.
+    :param birth_threshold: only points whose residual exceeds this many times the sample's RMS
+        residual get a component.
+    :param loss: ``"squared"`` (the papers') or ``"huber"`` (smooth L1 with delta 1, as SB3's DQN).
+    :param double_q: bootstrap with the snapshot's value of the current Q's greedy action (double
+        Q-learning) instead of the snapshot's own maximum.
+    :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``); 1 is the one-step target.
     :param policy_kwargs: for :class:`GMMPolicy` (``n_components``, ``action_encoding``,
         ``normalized``, ``offset``, ``init_std``, ``std_bounds``, ``factor_init``,
         ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``).
@@ -96,6 +113,15 @@ class SGMMQ(OffPolicyAlgorithm):
         prune_interval: int = 1_000,
         prune_patience: int = 3,
         mean_init: str = "uniform",
+        pool: str = "fixed",
+        prune_min_support: float = 0.0,
+        pool_sample_size: int = 256,
+        max_births: int = 4,
+        birth_gain: float = 0.5,
+        birth_threshold: float = 2.0,
+        loss: str = "squared",
+        double_q: bool = False,
+        n_steps: int = 1,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -130,6 +156,7 @@ class SGMMQ(OffPolicyAlgorithm):
             sde_support=False,
             supported_action_spaces=None,  # checked in _setup_model with a clearer message
             support_multi_env=True,
+            n_steps=n_steps,
         )
         self.target = target
         self.target_update_interval = target_update_interval
@@ -141,6 +168,15 @@ class SGMMQ(OffPolicyAlgorithm):
         self.prune_interval = prune_interval
         self.prune_patience = prune_patience
         self.mean_init = mean_init
+        self.pool = pool
+        self.prune_min_support = prune_min_support
+        self.pool_sample_size = pool_sample_size
+        self.max_births = max_births
+        self.birth_gain = birth_gain
+        self.birth_threshold = birth_threshold
+        self.loss = loss
+        self.double_q = double_q
+        self.pool_events: list[tuple[int, int, int, int]] = []  # (timestep, born, moved, live)
         self.exploration_rate = 0.0
         self.prune_events: list[tuple[int, int, int]] = []  # (timestep, removed, live)
         self.sgmmq_format_version = FORMAT_VERSION
@@ -174,7 +210,7 @@ class SGMMQ(OffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int = 32) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        q_net, snapshot = self.policy.q_net, self.policy.q_net_target
+        q_net = self.policy.q_net
         if not self._means_initialized:
             self._init_means_from_window()
         losses = []
@@ -182,21 +218,20 @@ class SGMMQ(OffPolicyAlgorithm):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # the window holds only finite observations (checked in _store_transition)
             states = self.policy.scale(data.observations, check=False)
-            next_states = self.policy.scale(data.next_observations, check=False)
             actions = data.actions.long().reshape(-1)
-            not_done = 1.0 - data.dones.reshape(-1)
-            rewards = data.rewards.reshape(-1)
-            with torch.no_grad():
-                next_q_snapshot = snapshot(next_states)
             if self.target == "snapshot":
-                td_target = rewards + self.gamma * not_done * next_q_snapshot.max(dim=1).values
-                td_error = q_net.q_sa(states, actions) - td_target
+                td_error = q_net.q_sa(states, actions) - self._td_target(data)
             else:  # full Bellman residual: gradient flows through Q(s', pi(s')) too
-                next_actions = next_q_snapshot.argmax(dim=1)
+                next_states = self.policy.scale(data.next_observations, check=False)
+                with torch.no_grad():
+                    next_actions = self.policy.q_net_target(next_states).argmax(dim=1)
                 both = q_net.q_z(torch.cat([q_net.encode(states, actions), q_net.encode(next_states, next_actions)]))
                 q_sa, q_next = both.split(states.shape[0])
-                td_error = q_sa - rewards - self.gamma * not_done * q_next
-            td_loss = td_error.square().mean()
+                td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
+            if self.loss == "huber":
+                td_loss = F.smooth_l1_loss(td_error, torch.zeros_like(td_error))
+            else:
+                td_loss = td_error.square().mean()
             loss = td_loss + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
             self.policy.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -208,21 +243,72 @@ class SGMMQ(OffPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
 
+    def _discounts(self, data: Any) -> Any:
+        """``gamma``, or ``gamma^k`` per sample for n-step returns (k steps until the episode ended)."""
+        return data.discounts.reshape(-1) if data.discounts is not None else self.gamma
+
+    @torch.no_grad()
+    def _td_target(self, data: Any) -> torch.Tensor:
+        """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
+        (or, with ``double_q``, w.r.t. the current Q)."""
+        next_states = self.policy.scale(data.next_observations, check=False)
+        next_q = self.policy.q_net_target(next_states)
+        if self.double_q:
+            next_value = next_q.gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
+        else:
+            next_value = next_q.max(dim=1).values
+        return data.rewards.reshape(-1) + self._discounts(data) * (1.0 - data.dones.reshape(-1)) * next_value
+
     def _prune_and_log(self) -> None:
         q_net = self.policy.q_net
-        keep = self.pruner.check(q_net.xi)
+        judged = born = moved = None
+        if self.prune_min_support > 0 or self.pool == "adaptive":
+            with torch.no_grad():
+                data = self.replay_buffer.sample(self.pool_sample_size, env=self._vec_normalize_env)
+                z = q_net.encode(self.policy.scale(data.observations, check=False), data.actions.long().reshape(-1))
+                judged = support(q_net.bumps(z)) >= self.prune_min_support
+        keep = self.pruner.check(q_net.xi, judged)
         if keep is not None:
             removed = int((~keep).sum())
             self.policy.keep_components(keep)
+            judged = judged[keep] if judged is not None else None
             self.prune_events.append((self.num_timesteps, removed, q_net.n_components))
             if self.verbose >= 1:
                 print(f"step {self.num_timesteps}: pruned {removed} components, {q_net.n_components} live")
+        if self.pool == "adaptive":
+            born, moved = self._births(data, z, judged)
         eigvals = torch.linalg.eigvalsh(q_net.precisions.detach())
         self.logger.record("train/live_components", q_net.n_components)
         self.logger.record("train/n_parameters", q_net.num_parameters())
         self.logger.record("train/precision_eig_min", float(eigvals.min()))
         self.logger.record("train/precision_eig_max", float(eigvals.max()))
         self.logger.record("train/abs_xi_max", float(q_net.xi.detach().abs().max()))
+        if judged is not None:
+            self.logger.record("train/idle_components", int((~judged).sum()))
+
+    @torch.no_grad()
+    def _births(self, data: Any, z: torch.Tensor, judged: torch.Tensor) -> tuple[int, int]:
+        """Move idle components, and fill free slots, at the worst-fit window points (``pool="adaptive"``)."""
+        q_net = self.policy.q_net
+        idle = int((~judged).sum())
+        free = q_net.capacity - q_net.n_components
+        residual = q_net.q_z(z) - self._td_target(data)
+        sites = birth_sites(z, residual, min(self.max_births, idle + max(free, 0)), q_net.init_std, self.birth_threshold)
+        if len(sites) == 0:
+            return 0, 0
+        moved = min(idle, max(len(sites) - max(free, 0), 0))
+        if moved:  # the idle components go first to make room: they are moved, not judged
+            keep = torch.ones(q_net.n_components, dtype=torch.bool)
+            keep[torch.nonzero(~judged).squeeze(1)[:moved]] = False
+            self.policy.keep_components(keep)
+            self.pruner.strikes = self.pruner.strikes[keep] if self.pruner.strikes is not None else None
+        self.policy.add_components(z[sites], -self.birth_gain * residual[sites])
+        self.pruner.extend(len(sites))
+        born = len(sites) - moved
+        self.pool_events.append((self.num_timesteps, born, moved, q_net.n_components))
+        if self.verbose >= 1:
+            print(f"step {self.num_timesteps}: {born} components born, {moved} moved, {q_net.n_components} live")
+        return born, moved
 
     @torch.no_grad()
     def _init_means_from_window(self) -> None:
@@ -324,6 +410,15 @@ def _check_hyperparameters(args: dict[str, Any]) -> None:
         (args["prune_interval"] < 1, "prune_interval must be >= 1"),
         (args["prune_patience"] < 1, "prune_patience must be >= 1"),
         (args["mean_init"] not in MEAN_INITS, f"mean_init must be one of {MEAN_INITS}"),
+        (args["pool"] not in POOLS, f"pool must be one of {POOLS}"),
+        (not args["prune_min_support"] >= 0, "prune_min_support must be >= 0"),
+        (args["pool_sample_size"] < 1, "pool_sample_size must be >= 1"),
+        (args["max_births"] < 0, "max_births must be >= 0"),
+        (not args["birth_gain"] >= 0, "birth_gain must be >= 0"),
+        (not args["birth_threshold"] >= 0, "birth_threshold must be >= 0"),
+        (args["loss"] not in LOSSES, f"loss must be one of {LOSSES}"),
+        (not isinstance(args["double_q"], bool), "double_q must be True or False"),
+        (args["n_steps"] < 1, "n_steps must be >= 1"),
     ]
     for bad, message in problems:
         if bad:

@@ -83,6 +83,8 @@ class GMMQFunction(nn.Module):
         self.n_actions = n_actions
         self.action_encoding = action_encoding
         self.normalized = normalized
+        self.init_std = init_std
+        self.capacity = n_components  # the initial pool, and the cap an adaptive pool grows back to
         self.register_buffer("codes", action_codes(n_actions, action_encoding))
         self.dim = state_dim + self.codes.shape[1]
 
@@ -159,6 +161,26 @@ class GMMQFunction(nn.Module):
         """
         for param in self.component_parameters():
             param.data = param.data[keep].clone()
+
+    @torch.no_grad()
+    def add_components(self, means: torch.Tensor, xi: torch.Tensor) -> None:
+        """Append components at ``means`` ``(M, D)`` with weights ``xi`` ``(M,)`` and precision ``I / init_std^2``.
+
+        ``u = sign(xi) sqrt|xi|``, ``v = sqrt|xi|``: equal magnitudes, the balanced point the Hadamard
+        penalty drives the factors to. Like :meth:`keep_components`, it replaces ``.data`` in place,
+        so per-component optimizer state must be extended by the optimizer's owner.
+        """
+        magnitude = xi.abs().sqrt()
+        rows = torch.cat([(torch.sign(xi) * magnitude)[:, None], magnitude[:, None], means], 1)
+        precision = torch.eye(self.dim, dtype=self.precisions.dtype, device=self.precisions.device) / self.init_std**2
+        self.euclidean.data = torch.cat([self.euclidean.data, rows.to(self.euclidean)])
+        self.precisions.data = torch.cat([self.precisions.data, precision.expand(means.shape[0], -1, -1)])
+
+    @torch.no_grad()
+    def bumps(self, z: torch.Tensor) -> torch.Tensor:
+        """Unweighted activations ``g_nk`` at joint points ``(N, D)``: shape ``(K, N)``, no gradient."""
+        diff = (z.unsqueeze(1) - self.means).transpose(0, 1)
+        return (-0.5 * (diff * torch.bmm(diff, self.precisions)).sum(-1)).exp()
 
     def num_parameters(self) -> int:
         """Live inference-time parameters: components x (1 + D + D(D+1)/2), plus the offset."""

@@ -13,7 +13,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import Schedule
 
 from sgmmq.mixture import GMMQFunction
-from sgmmq.sparsity import slice_optimizer_state
+from sgmmq.sparsity import extend_optimizer_state, slice_optimizer_state
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "radam": geoopt.optim.RiemannianAdam,
@@ -125,6 +125,13 @@ class GMMPolicy(BasePolicy):
         """Prune the live Q-function and its optimizer state (the snapshot keeps its own until refreshed)."""
         slice_optimizer_state(self.optimizer, self.q_net.component_parameters(), keep)
         self.q_net.keep_components(keep)
+
+    @torch.no_grad()
+    def add_components(self, means: torch.Tensor, xi: torch.Tensor) -> None:
+        """Births: new components in the live Q-function, with zero optimizer moments."""
+        n_before = self.q_net.n_components
+        self.q_net.add_components(means, xi)
+        extend_optimizer_state(self.optimizer, self.q_net.component_parameters(), n_before, means.shape[0])
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         n_before = self.q_net.n_components

@@ -29,9 +29,15 @@ class Pruner:
         self.min_components = min_components
         self.strikes: torch.Tensor | None = None  # consecutive checks below threshold, per component
 
-    def check(self, xi: torch.Tensor) -> torch.Tensor | None:
-        """A keep-mask when some component should go, else ``None``; the largest weights always stay."""
+    def check(self, xi: torch.Tensor, judged: torch.Tensor | None = None) -> torch.Tensor | None:
+        """A keep-mask when some component should go, else ``None``; the largest weights always stay.
+
+        ``judged`` (bool per component, default all): only these collect strikes. A component that
+        has had no data has had no gradient, so a small weight says nothing about it yet.
+        """
         below = xi.detach().abs() < self.threshold
+        if judged is not None:
+            below = below & judged
         if self.strikes is None or self.strikes.shape != below.shape:
             self.strikes = torch.zeros_like(below, dtype=torch.long)
         self.strikes = torch.where(below, self.strikes + 1, torch.zeros_like(self.strikes))
@@ -42,6 +48,23 @@ class Pruner:
             keep[xi.detach().abs().topk(min(self.min_components, xi.numel())).indices] = True
         self.strikes = self.strikes[keep]
         return keep
+
+    def extend(self, n: int) -> None:
+        """``n`` new components, appended last, start with no strikes."""
+        if self.strikes is not None:
+            self.strikes = torch.cat([self.strikes, self.strikes.new_zeros(n)])
+
+
+@torch.no_grad()
+def extend_optimizer_state(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], n_before: int, n_new: int) -> None:
+    """Append zero per-component optimizer state (no momentum yet) for ``n_new`` components born last."""
+    for param in params:
+        state = optimizer.state.get(param)
+        if not state:
+            continue
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n_before:
+                state[key] = torch.cat([value, value.new_zeros((n_new, *value.shape[1:]))])
 
 
 @torch.no_grad()
