@@ -127,7 +127,9 @@ def plain_fields(model: Any) -> dict[str, Any]:
     if optimizer_class is not None and not isinstance(optimizer_class, str):
         from sgmmq.policies import optimizer_name
 
-        plain["policy_kwargs"] = {**model.policy_kwargs, "optimizer_class": optimizer_name(optimizer_class)}
+        name = optimizer_name(optimizer_class)  # another class has no plain form: loading it needs trusted=True
+        if isinstance(name, str):
+            plain["policy_kwargs"] = {**model.policy_kwargs, "optimizer_class": name}
     return _json_safe(plain)
 
 

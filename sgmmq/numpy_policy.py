@@ -39,6 +39,6 @@ def predict(params, observations):
         [np.repeat(states[:, None, :], n_actions, axis=1), np.broadcast_to(codes, (batch, *codes.shape))], axis=2
     )  # (B, A, D): every observation paired with every action code
     diff = z[:, :, None, :] - params["means"].astype(np.float64)  # (B, A, K, D)
-    quad = np.einsum("bakd,kde,bake->bak", diff, params["precisions"].astype(np.float64), diff, optimize=True)
+    quad = ((diff[..., None, :] @ params["precisions"].astype(np.float64))[..., 0, :] * diff).sum(-1)  # (B, A, K)
     q_values = np.exp(-0.5 * quad) @ params["weights"].astype(np.float64) + float(params["offset"][0])
     return q_values.argmax(axis=1), q_values

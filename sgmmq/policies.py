@@ -24,14 +24,12 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
-def optimizer_name(optimizer_class: type[torch.optim.Optimizer] | str) -> str:
-    """The name under which a policy saves its optimizer class (files hold names, not classes)."""
-    if isinstance(optimizer_class, str):
-        return optimizer_class
+def optimizer_name(optimizer_class: type[torch.optim.Optimizer] | str) -> type[torch.optim.Optimizer] | str:
+    """The name a file holds for a known optimizer class (files hold names, not classes); another class as is."""
     for name, known in OPTIMIZERS.items():
         if optimizer_class is known:
             return name
-    raise ValueError(f"optimizer_class {optimizer_class.__qualname__} cannot be saved by name; use one of {list(OPTIMIZERS)}")
+    return optimizer_class
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:

@@ -228,3 +228,15 @@ def test_cli_export_writes_both_formats_and_never_overwrites(saved, tmp_path):
     model = SGMMQ.load(saved)
     obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     np.testing.assert_array_equal(numpy_predict(load_npz(tmp_path / "p.npz"), obs)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_a_custom_optimizer_class_saves_and_needs_the_opt_in(tmp_path):
+    import geoopt
+
+    class MyAdam(geoopt.optim.RiemannianAdam):
+        pass
+
+    model = SGMMQ("GMMPolicy", "CartPole-v1", policy_kwargs=dict(n_components=3, optimizer_class=MyAdam))
+    model.save(tmp_path / "m.zip")
+    with pytest.raises(ValueError, match="'policy_kwargs'.*trusted=True"):
+        SGMMQ.load(tmp_path / "m.zip")
