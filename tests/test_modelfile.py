@@ -240,3 +240,24 @@ def test_a_custom_optimizer_class_saves_and_needs_the_opt_in(tmp_path):
     model.save(tmp_path / "m.zip")
     with pytest.raises(ValueError, match="'policy_kwargs'.*trusted=True"):
         SGMMQ.load(tmp_path / "m.zip")
+
+
+STUDY = Path(__file__).parents[1] / "results" / "study"
+
+
+@pytest.mark.skipif(not (STUDY / "models" / "MountainCar-v0__sgmmq__k4__s0.zip").exists(), reason="no study results in results/")
+def test_the_study_report_refuses_a_hostile_model_unless_trusted(tmp_path):
+    import shutil
+
+    results, target = tmp_path / "study", tmp_path / "pwned"
+    (results / "runs").mkdir(parents=True)
+    (results / "models").mkdir()
+    for run in ("MountainCar-v0__sgmmq__k4__s0", "MountainCar-v0__dqn_zoo__w4__s0"):
+        shutil.copy(STUDY / "runs" / f"{run}.json", results / "runs")
+    rewrite(STUDY / "models" / "MountainCar-v0__sgmmq__k4__s0.zip", results / "models" / "MountainCar-v0__sgmmq__k4__s0.zip",
+            data_edit=lambda d: d.update(extra=serialized(WritesFile(target))))
+    result = sgmmq_cli("report", results, "--reps", "20", "--curve-reps", "10")
+    assert result.returncode == 2 and "'extra'" in result.stderr and "--trust-file" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not target.exists()
+    result = sgmmq_cli("report", results, "--reps", "20", "--curve-reps", "10", "--trust-file")
+    assert result.returncode == 0 and target.exists(), result.stderr

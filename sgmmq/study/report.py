@@ -498,7 +498,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
     (in ``results``); return the README's path. A README outside ``results`` links the PNGs
     relative to itself and lists the other result folders beside it that hold a README.md.
     ``summary`` names a file (the project's README) whose summary block gets the verdicts and
-    compute ratios, so that they are never copied by hand; it is checked before any work."""
+    compute ratios, so that they are never copied by hand; it is checked before any work.
+    ``trusted`` lets the model files be unpickled (see ``SGMMQ.load``); by default they are not."""
     results = pathlib.Path(results)
     readme = pathlib.Path(readme) if readme is not None else results / "README.md"
     def link(name: str) -> str:  # a file of ``results`` as the README links it
