@@ -332,7 +332,7 @@ class SGMMQ(OffPolicyAlgorithm):
         objects = {PLAIN_KEY: None}
         if not trusted:
             modelfile.check_tensors(raw, name)
-            objects = modelfile.safe_objects(data, version, name)
+            objects = modelfile.safe_objects(data, version, name, given=custom_objects or {})
         objects.update(custom_objects or {})
         model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
                              print_system_info=print_system_info, force_reset=force_reset, **kwargs)

@@ -94,8 +94,12 @@ def check_tensors(raw: bytes, name: str) -> None:
             if entry.endswith(".pth"):
                 try:
                     torch.load(io.BytesIO(archive.read(entry)), map_location="cpu", weights_only=True)
-                except pickle.UnpicklingError:
-                    raise UntrustedFieldError(f"{name}: entry {entry!r} holds a pickled object, not only tensors; refused ({TRUST_HINT})") from None
+                except pickle.UnpicklingError as error:
+                    if "Unsupported global" in str(error):  # a pickled object (code runs only through a global)
+                        raise UntrustedFieldError(f"{name}: entry {entry!r} holds a pickled object, not only tensors; refused ({TRUST_HINT})") from None
+                    raise ValueError(f"{name}: entry {entry!r} is not readable as tensors (corrupt?)") from None
+                except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
+                    raise ValueError(f"{name}: entry {entry!r} is not readable as tensors ({str(error).splitlines()[0]})") from None
 
 
 # --- plain fields (saving) ---------------------------------------------------------------------
@@ -145,14 +149,14 @@ def _json_safe(value: Any) -> Any:
 
 
 # --- rebuilding (loading) ----------------------------------------------------------------------
-def safe_objects(data: dict[str, Any], version: int, name: str) -> dict[str, Any]:
-    """``custom_objects`` for SB3's loader: every pickled field of ``data``, rebuilt from plain values."""
+def safe_objects(data: dict[str, Any], version: int, name: str, given: Any = ()) -> dict[str, Any]:
+    """``custom_objects`` for SB3's loader: every pickled field of ``data`` (but those ``given``), rebuilt from plain values."""
     plain = data.get(PLAIN_KEY) if version >= 2 else None
     if version >= 2 and not isinstance(plain, dict):
         raise ValueError(f"{name}: field {PLAIN_KEY!r} must be a JSON object in format version {version}")
     objects: dict[str, Any] = {PLAIN_KEY: None}
     for key, value in data.items():
-        if not (isinstance(value, dict) and ":serialized:" in value):
+        if not (isinstance(value, dict) and ":serialized:" in value) or key in given:
             continue
         try:
             objects[key] = _from_plain(key, plain[key], data) if plain is not None and key in plain else _legacy(key, value, data)

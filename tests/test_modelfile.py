@@ -261,3 +261,14 @@ def test_the_study_report_refuses_a_hostile_model_unless_trusted(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not target.exists()
     result = sgmmq_cli("report", results, "--reps", "20", "--curve-reps", "10", "--trust-file")
     assert result.returncode == 0 and target.exists(), result.stderr
+
+
+def test_custom_objects_replace_a_field_that_cannot_be_read_safely(crafted):
+    path, target = crafted["data"]
+    model = SGMMQ.load(path, custom_objects={"extra": None})  # SB3's way to skip a field: nothing unpickled
+    assert model.extra is None and not target.exists()
+
+
+def test_an_unreadable_tensor_entry_is_a_clear_error(saved, tmp_path):
+    with pytest.raises(ValueError, match="'policy.pth' is not readable as tensors"):
+        SGMMQ.load(rewrite(saved, tmp_path / "m.zip", entries={"policy.pth": b"garbage"}))
