@@ -209,7 +209,9 @@ def test_exported_onnx_and_numpy_policies_match_the_model(task_id, seed, tmp_pat
     # where the best two actions' Q-values are within twice the tolerance, float32 rounding decides
     decided = np.diff(np.sort(q_model, axis=1)[:, -2:], axis=1)[:, 0] > 2e-5
     assert decided.mean() > 0.999
-    session = ort.InferenceSession(str(export(policy, "onnx", tmp_path / "p.onnx")), providers=["CPUExecutionProvider"])
+    onnx = pytest.importorskip("onnx")
+    onnx.checker.check_model(onnx.load(export(policy, "onnx", tmp_path / "p.onnx")), full_check=True)
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
     onnx_actions, onnx_q = session.run(None, {"observation": obs})
     np_actions, np_q = numpy_predict(load_npz(export(policy, "npz", tmp_path / "p.npz")), obs)
     for got_actions, got_q in ((onnx_actions, onnx_q), (np_actions, np_q)):
