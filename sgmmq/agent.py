@@ -36,6 +36,7 @@ SelfSGMMQ = TypeVar("SelfSGMMQ", bound="SGMMQ")
 
 TARGETS = ("snapshot", "residual")
 FORMAT_VERSION = modelfile.FORMAT_VERSION  # 2: every pickled field also saved as plain JSON (sgmmq.modelfile)
+PLAIN_KEY = modelfile.PLAIN_KEY
 
 
 class SGMMQ(OffPolicyAlgorithm):
@@ -337,11 +338,7 @@ class SGMMQ(OffPolicyAlgorithm):
         model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
                              print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         model.__dict__.pop(PLAIN_KEY, None)
-        model.sgmmq_format_version = FORMAT_VERSION  # saved again, it is written in the current format
         return model
-
-
-PLAIN_KEY = modelfile.PLAIN_KEY
 
 
 def _check_hyperparameters(args: dict[str, Any]) -> None:
@@ -379,11 +376,3 @@ def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
     if task is None or len(task.obs_low) != observation_space.shape[0]:
         return None
     return [list(task.obs_low), list(task.obs_high)]
-
-
-def _check_save_file(path: str | pathlib.Path | io.BufferedIOBase) -> dict[str, Any]:
-    """The file's ``data`` when it is an SGMMQ save this version can read, else a ValueError saying why."""
-    raw, name = modelfile.read_archive(path)
-    data = modelfile.read_data(raw, name)
-    modelfile.check_version(data, name)
-    return data
