@@ -14,9 +14,7 @@ are removed.
 from __future__ import annotations
 
 import io
-import json
 import pathlib
-import zipfile
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -29,6 +27,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule
 
+from sgmmq import modelfile
 from sgmmq.envs import TASKS
 from sgmmq.mixture import MEAN_INITS
 from sgmmq.policies import GMMPolicy, check_spaces
@@ -39,7 +38,8 @@ SelfSGMMQ = TypeVar("SelfSGMMQ", bound="SGMMQ")
 
 TARGETS = ("snapshot", "residual")
 LOSSES = ("squared", "huber")
-FORMAT_VERSION = 1
+FORMAT_VERSION = modelfile.FORMAT_VERSION  # 2: every pickled field also saved as plain JSON (sgmmq.modelfile)
+PLAIN_KEY = modelfile.PLAIN_KEY
 
 
 class SGMMQ(OffPolicyAlgorithm):
@@ -385,11 +385,46 @@ class SGMMQ(OffPolicyAlgorithm):
             if isinstance(state.get("step"), torch.Tensor):
                 state["step"] = int(state["step"].item())
 
+    def save(self, path: str | pathlib.Path | io.BufferedIOBase, exclude: Any = None, include: Any = None) -> None:
+        """SB3's zip, plus a plain-JSON copy of every field SB3 pickles (read by the safe loader)."""
+        self.sgmmq_format_version = FORMAT_VERSION
+        self.sgmmq_plain = modelfile.plain_fields(self)
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            del self.sgmmq_plain
+
     @classmethod
-    def load(cls, path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SGMMQ:  # type: ignore[override]
-        """SB3's ``load``, after checking the file is an SGMMQ save this version can read."""
-        _check_save_file(path)
-        return super().load(path, *args, **kwargs)
+    def load(  # type: ignore[override]
+        cls,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> SGMMQ:
+        """SB3's ``load``, without unpickling anything from the file unless ``trusted=True``.
+
+        A shared model file can carry code in a pickle; by default each pickled field is rebuilt
+        from plain values instead (:mod:`sgmmq.modelfile`) and tensors load ``weights_only``. A
+        file that cannot be read that way raises a ValueError naming the field; ``trusted=True``
+        unpickles it as SB3 does, for files from a source you trust.
+        """
+        raw, name = modelfile.read_archive(path)
+        data = modelfile.read_data(raw, name)
+        version = modelfile.check_version(data, name)
+        objects = {PLAIN_KEY: None}
+        if not trusted:
+            modelfile.check_tensors(raw, name)
+            objects = modelfile.safe_objects(data, version, name, given=custom_objects or {})
+        objects.update(custom_objects or {})
+        model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        model.__dict__.pop(PLAIN_KEY, None)
+        return model
 
 
 def _check_hyperparameters(args: dict[str, Any]) -> None:
@@ -436,29 +471,3 @@ def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
     if task is None or len(task.obs_low) != observation_space.shape[0]:
         return None
     return [list(task.obs_low), list(task.obs_high)]
-
-
-def _check_save_file(path: str | pathlib.Path | io.BufferedIOBase) -> None:
-    if isinstance(path, (str, pathlib.Path)):
-        path = pathlib.Path(path)
-        if not path.exists() and path.with_suffix(".zip").exists():
-            path = path.with_suffix(".zip")
-        if not path.exists():
-            raise FileNotFoundError(f"No saved model at {path}")
-    position = path.tell() if isinstance(path, io.IOBase) else None
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not an SB3/SGMMQ save file (not a zip archive; corrupt or truncated?)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not a readable SB3 save file: {error}") from None
-    if position is not None:
-        path.seek(position)
-    version = data.get("sgmmq_format_version")
-    if version is None:
-        policy = data.get("policy_class", {})
-        origin = policy.get("__module__", "another algorithm") if isinstance(policy, dict) else "another algorithm"
-        raise ValueError(f"{path} was not saved by SGMMQ (its policy comes from {origin}); load it with that algorithm")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{path} was saved in SGMMQ format version {version}; this sgmmq reads up to {FORMAT_VERSION}: upgrade sgmmq")

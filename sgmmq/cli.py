@@ -4,11 +4,15 @@
     sgmmq eval runs/cp/model.zip --episodes 20
     sgmmq render runs/cp/model.zip --out cartpole.gif
     sgmmq inspect runs/cp/model.zip
+    sgmmq export runs/cp/model.zip --format onnx  (or npz: plain arrays for sgmmq.numpy_policy)
     sgmmq tune CartPole-v1 --trials 20 --steps 20000
     sgmmq zoo --env CartPole-v1 -n 50000          (rl_zoo3's trainer with --algo sgmmq)
     sgmmq bench studies/smoke.yml --out /tmp/smoke (a sweep; sgmmq.study)
     sgmmq report /tmp/smoke                       (its tables, plots and README.md)
     sgmmq bench --tasks CartPole-v1               (no config file: python -m sgmmq.benchmark)
+
+Commands that open a model file never unpickle from it; --trust-file allows that for a file from a
+source you trust (see README, Sharing models).
 
 Errors a person meets first (unknown task, foreign or newer model file, a folder that already
 holds a run, an unsupported space, a bad hyperparameter) print ``error: <message>`` and exit 2.
@@ -26,6 +30,7 @@ from typing import Any
 
 EXIT_USAGE = 2
 _CONFIG_SUFFIXES = (".yml", ".yaml", ".json", ".toml")
+TRUST_HELP = "allow unpickling from the model file (runs code it may carry): only for a file from a source you trust"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the task's evaluation episodes")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--task", default=None, help="task id, if the model does not record one")
+    evaluate.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
 
     render = command("render", "Render one deterministic episode of a saved model to a GIF (or MP4), headless.",
                      "sgmmq render runs/cp/model.zip --out cartpole.gif")
@@ -67,11 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--fps", type=int, default=30)
     render.add_argument("--max-frames", type=int, default=1000)
     render.add_argument("--task", default=None, help="task id, if the model does not record one")
+    render.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
 
     inspect = command("inspect", "Show a saved model's live Gaussians (weights, means, std devs) and draw them to a PNG.",
                       "sgmmq inspect runs/cp/model.zip --png cp.png")
     inspect.add_argument("model")
     inspect.add_argument("--png", type=pathlib.Path, default=None, help="picture path (default: MODEL_gaussians.png)")
+    inspect.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
+
+    export = command("export", "Export a saved model's greedy policy to ONNX or to plain numpy arrays (sgmmq.numpy_policy).",
+                     "sgmmq export runs/cp/model.zip --format onnx --out cp.onnx")
+    export.add_argument("model")
+    export.add_argument("--format", choices=("onnx", "npz"), required=True)
+    export.add_argument("--out", type=pathlib.Path, default=None, help="output path (default: the model's path with .onnx/.npz)")
+    export.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
 
     tune = command("tune", "Search S-GMM-QF hyperparameters with Optuna; write the best as a config for train --config.",
                    "sgmmq tune CartPole-v1 --trials 30 --steps 20000 --seeds 2 --out tune/cp")
@@ -107,8 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", type=pathlib.Path, default=None,
                         help="also rewrite the block between the summary markers of this file (e.g. README.md) "
                              "with the per-task verdicts and compute ratios; nothing else in it changes")
-    command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied).",
-            "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs")
+    report.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
+    command("zoo", "Run rl_zoo3's trainer with SGMMQ registered (arguments go to the Zoo; --algo sgmmq is implied);\n"
+            "sgmmq zoo enjoy ... runs the Zoo's enjoy on a trained model (add --trust-file to allow unpickling).",
+            "sgmmq zoo --env CartPole-v1 -n 50000 --seed 0 -f logs   (then: sgmmq zoo enjoy --env CartPole-v1 -f logs)")
     return parser
 
 
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # small models: one thread is faster and immune to a busy neighbour
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "render": cmd_render, "inspect": cmd_inspect, "tune": cmd_tune,
+        return {"train": cmd_train, "eval": cmd_eval, "render": cmd_render, "inspect": cmd_inspect, "export": cmd_export, "tune": cmd_tune,
                 "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -181,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, task = _load(args.model, args.task)
+    model, task = _load(args.model, args.task, trusted=args.trust_file)
     _print_score(model, task, args.seed, args.episodes)
     return 0
 
@@ -191,7 +208,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from sgmmq.envs.factory import make_env
 
-    model, task = _load(args.model, args.task)
+    model, task = _load(args.model, args.task, trusted=args.trust_file)
     out = args.out or pathlib.Path(args.model).with_suffix(".gif")
     if out.suffix not in (".gif", ".mp4"):
         raise ValueError(f"render writes .gif or .mp4, got {out}")
@@ -222,11 +239,19 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from sgmmq import inspection
 
-    model, task = _load(args.model, None, need_task=False)
+    model, task = _load(args.model, None, need_task=False, trusted=args.trust_file)
     png = args.png or pathlib.Path(args.model).with_name(pathlib.Path(args.model).stem + "_gaussians.png")
     inspection.print_table(model, task)
     inspection.draw(model, png)
     print(f"picture: {png}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sgmmq.export import export
+
+    out = export(args.model, args.format, args.out, trusted=args.trust_file)
+    print(f"exported the greedy policy of {args.model} -> {out} ({out.stat().st_size:,} bytes)")
     return 0
 
 
@@ -263,17 +288,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sgmmq.study import report
 
     readme = report.report(args.results, reps=args.reps, curve_reps=args.curve_reps, readme=args.readme,
-                           command="sgmmq " + shlex.join(args.argv), summary=args.summary)
+                           command="sgmmq " + shlex.join(args.argv), summary=args.summary, trusted=args.trust_file)
     print(f"wrote {readme} and {len(list(args.results.glob('*.png')))} PNGs in {args.results}"
           + (f"; updated the summary in {args.summary}" if args.summary else ""))
     return 0
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _load(path: str, task_id: str | None, need_task: bool = True) -> tuple[Any, Any]:
+def _load(path: str, task_id: str | None, need_task: bool = True, trusted: bool = False) -> tuple[Any, Any]:
     from sgmmq import SGMMQ, runs
 
-    model = SGMMQ.load(path)
+    model = SGMMQ.load(path, trusted=trusted)
     task_id = task_id or getattr(model, "task_id", None)
     if task_id is None and need_task:
         raise ValueError(f"{path} does not record its task; pass --task")

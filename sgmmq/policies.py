@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import pickle
 from typing import Any
 
 import geoopt
@@ -11,6 +13,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import get_device
 
 from sgmmq.mixture import GMMQFunction
 from sgmmq.sparsity import extend_optimizer_state, slice_optimizer_state
@@ -19,6 +22,14 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "radam": geoopt.optim.RiemannianAdam,
     "rsgd": geoopt.optim.RiemannianSGD,
 }
+
+
+def optimizer_name(optimizer_class: type[torch.optim.Optimizer] | str) -> type[torch.optim.Optimizer] | str:
+    """The name a file holds for a known optimizer class (files hold names, not classes); another class as is."""
+    for name, known in OPTIMIZERS.items():
+        if optimizer_class is known:
+            return name
+    return optimizer_class
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -57,6 +68,8 @@ class GMMPolicy(BasePolicy):
 
     :param obs_bounds: ``(low, high)``, the fixed box observations are scaled from (to ``[-1, 1]``,
         then clipped). ``None``: the task's declared box (set by SGMMQ) or the space's finite bounds.
+    :param lr_schedule: SB3's learning-rate schedule; optional, so that a policy saved alone
+        (``policy.save``) loads without its algorithm (the optimizer then starts at lr 0).
     :param optimizer_class: a geoopt Riemannian optimizer, or ``"radam"`` / ``"rsgd"``.
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
         (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
@@ -67,7 +80,7 @@ class GMMPolicy(BasePolicy):
         self,
         observation_space: spaces.Box,
         action_space: spaces.Discrete,
-        lr_schedule: Schedule,
+        lr_schedule: Schedule | None = None,
         obs_bounds: Any = None,
         optimizer_class: type[torch.optim.Optimizer] | str = "radam",
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -95,7 +108,7 @@ class GMMPolicy(BasePolicy):
         self.q_net_target = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
         self.refresh_snapshot()
         self.q_net_target.requires_grad_(False)
-        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1) if lr_schedule else 0.0, **self.optimizer_kwargs)
 
     def scale(self, obs: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Map observations from the fixed box to ``[-1, 1]`` (clipped), refusing NaN and inf."""
@@ -145,10 +158,36 @@ class GMMPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
+        del data["normalize_images"]  # always False here, not a constructor argument
         data.update(
             obs_bounds=self.obs_bounds,
-            optimizer_class=self.optimizer_class,
+            optimizer_class=optimizer_name(self.optimizer_class),
             optimizer_kwargs=self.optimizer_kwargs,
             **self.q_kwargs,
         )
         return data
+
+    def save(self, path: str | pathlib.Path) -> None:
+        """SB3's policy-only file, with the spaces as plain values so that :meth:`load` unpickles nothing."""
+        data = self._get_constructor_parameters()
+        data["observation_space"] = {"low": self.observation_space.low.tolist(), "high": self.observation_space.high.tolist(),
+                                     "dtype": str(self.observation_space.dtype)}
+        data["action_space"] = {"n": int(self.action_space.n), "start": int(self.action_space.start)}
+        torch.save({"state_dict": self.state_dict(), "data": data}, path)
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path, device: torch.device | str = "auto") -> GMMPolicy:  # type: ignore[override]
+        """A policy written by :meth:`save`, read with ``torch.load(weights_only=True)`` (no code runs)."""
+        device = get_device(device)
+        try:
+            saved = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(f"{path} holds pickled objects, not a policy saved by GMMPolicy.save; refused (unpickling can run any code)") from None
+        data = dict(saved["data"])
+        box, discrete = data.pop("observation_space"), data.pop("action_space")
+        dtype = np.dtype(box["dtype"])
+        data["observation_space"] = spaces.Box(np.asarray(box["low"], dtype), np.asarray(box["high"], dtype), dtype=dtype)
+        data["action_space"] = spaces.Discrete(discrete["n"], start=discrete["start"])
+        model = cls(**data)
+        model.load_state_dict(saved["state_dict"])
+        return model.to(device)

@@ -493,12 +493,13 @@ def _last_line(error: str) -> str:
 
 def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
            readme: str | pathlib.Path | None = None, command: str = "sgmmq report",
-           summary: str | pathlib.Path | None = None) -> pathlib.Path:
+           summary: str | pathlib.Path | None = None, trusted: bool = False) -> pathlib.Path:
     """Write the README (``results/README.md`` unless ``readme`` names another file) and the PNGs
     (in ``results``); return the README's path. A README outside ``results`` links the PNGs
     relative to itself and lists the other result folders beside it that hold a README.md.
     ``summary`` names a file (the project's README) whose summary block gets the verdicts and
-    compute ratios, so that they are never copied by hand; it is checked before any work."""
+    compute ratios, so that they are never copied by hand; it is checked before any work.
+    ``trusted`` lets the model files be unpickled (see ``SGMMQ.load``); by default they are not."""
     results = pathlib.Path(results)
     readme = pathlib.Path(readme) if readme is not None else results / "README.md"
     def link(name: str) -> str:  # a file of ``results`` as the README links it
@@ -591,7 +592,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
 
             png = f"gaussians_{task}.png"
             title = f"{task}, {chosen['config']}, seed {chosen['seed']} (score {chosen['score_mean']:.1f})"
-            plot_gaussians(Model.load(results / chosen["model"], device="cpu"), get_task(task), results / png, title)
+            plot_gaussians(Model.load(results / chosen["model"], device="cpu", trusted=trusted), get_task(task), results / png, title)
             lines += [f"The learned Gaussians of {chosen['id']} (the median seed of the best S-GMM-QF budget):", "",
                       f"![gaussians {task}]({link(png)})", ""]
     if failed:
