@@ -97,7 +97,8 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
 
             config = tomllib.loads(text)
     except Exception as error:  # noqa: BLE001 -- yaml, json and toml each raise their own
-        raise ValueError(f"{path} is not valid {path.suffix.lstrip('.').upper()}: {_one_line(error)}") from None
+        kind = {".yml": "YAML", ".yaml": "YAML", ".json": "JSON", ".toml": "TOML"}[path.suffix]
+        raise ValueError(f"{path} is not valid {kind}: {_one_line(error)}") from None
     check(config, str(path))
     return config
 
@@ -166,6 +167,17 @@ def _check_overrides(method: str, overrides: Any, where: str) -> None:
         import inspect
 
         from sgmmq.agent import SGMMQ, _check_hyperparameters
+        from sgmmq.mixture import GMMQFunction
+        from sgmmq.policies import GMMPolicy
+
+        policy_keys = {*inspect.signature(GMMPolicy.__init__).parameters, *inspect.signature(GMMQFunction.__init__).parameters}
+        policy_keys -= {"self", "observation_space", "action_space", "lr_schedule", "q_kwargs", "state_dim", "n_actions"}
+        policy_kwargs = overrides.get("policy_kwargs") or {}
+        for key in policy_kwargs if isinstance(policy_kwargs, dict) else ():
+            if key not in policy_keys:
+                close = difflib.get_close_matches(str(key), policy_keys, n=1)
+                raise ValueError(f"{where}: policy_kwargs: {key!r} is not an argument of GMMPolicy"
+                                 + (f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(policy_keys))}"))
 
         defaults = {name: p.default for name, p in inspect.signature(SGMMQ.__init__).parameters.items()}
         try:
