@@ -10,8 +10,10 @@
     sgmmq report /tmp/smoke                       (its tables, plots and README.md)
     sgmmq bench --tasks CartPole-v1               (no config file: python -m sgmmq.benchmark)
 
-Errors a person meets first (unknown task, foreign or newer model file, a folder that already
-holds a run, an unsupported space, a bad hyperparameter) print ``error: <message>`` and exit 2.
+Bad input (an unknown task, a foreign or newer model file, a folder that already holds a run, an
+unsupported space, a bad hyperparameter, a number out of range, a study config with a mistake, a
+checkpoint whose parts do not belong together) prints one line ``error: <message>`` and exits 2;
+docs/errors.md lists every case tried.
 """
 
 from __future__ import annotations

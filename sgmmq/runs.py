@@ -272,6 +272,10 @@ def train_run(
     """Train to ``total_timesteps`` in checkpointed chunks; False when stopped early by ``stop_after``."""
     from tqdm.auto import tqdm
 
+    for name, value in (("total_timesteps", total_timesteps), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or value < 1:  # checkpoint_every=0 would learn(0) forever
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
     log_folder = out / "logs" if model.num_timesteps == 0 else out / "logs" / f"resumed_at_{model.num_timesteps}"
     model.set_logger(configure(str(log_folder), ["csv", "tensorboard"]))
     bar = tqdm(total=total_timesteps, initial=model.num_timesteps, disable=not progress_bar, unit="step")

@@ -169,3 +169,11 @@ def test_a_checkpoint_of_another_run_is_refused(reference: Path, tmp_path: Path)
     run = json.loads((reference / "run.json").read_text())
     with pytest.raises(CheckpointError, match="written for another run"):
         load_checkpoint(reference / CHECKPOINT_DIR, get_task("CartPole-v1"), 0, {**run, "seed": 1})
+
+
+def test_train_run_refuses_a_checkpoint_interval_that_would_never_advance(tmp_path: Path) -> None:
+    from sgmmq.runs import train_run
+
+    for total, every in ((100, 0), (100, -5), (0, 10)):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
+            train_run(None, tmp_path, total, every, [])  # type: ignore[arg-type]
