@@ -25,7 +25,7 @@ import torch
 from sgmmq import SGMMQ
 from sgmmq.runs import CHECKPOINT_DIR, MANIFEST_FILE, CheckpointError, read_manifest
 
-SETTINGS = ["--steps", "600", "--checkpoint-every", "100", "--eval-episodes", "1", "--no-progress",
+SETTINGS = ["--steps", "400", "--checkpoint-every", "100", "--eval-episodes", "1", "--no-progress",
             "--set", "learning_starts=100", "--set", "prune_interval=50", "--set", "window_size=200",
             "--set", "policy_kwargs.n_components=4"]
 
@@ -51,7 +51,10 @@ class Process:
             time.sleep(0.01)
 
     def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
+        try:
+            os.kill(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it finished first
+            pass
 
     def finish(self) -> tuple[int, str, str]:
         self.process.join(300)
@@ -102,7 +105,7 @@ def test_sigkill_at_any_instant_resumes_to_the_uninterrupted_run(reference: Path
     code, _, _ = Process(tmp_path, "train", "CartPole-v1", "--out", out, *SETTINGS, "--overwrite", kill_at="checkpoint:buffer@2").finish()
     assert code == -signal.SIGKILL and assert_consistent(out) == 100
     steps = [100]
-    for point, expected in [("checkpoint:state@1", 100), ("checkpoint:commit@1", 100), ("checkpoint:cleanup@2", 300)]:
+    for point, expected in [("checkpoint:commit@1", 100), ("checkpoint:cleanup@2", 300)]:
         code, stdout, _ = Process(tmp_path, "train", "--resume", "--out", out, "--no-progress", kill_at=point).finish()
         assert code == -signal.SIGKILL and f"resuming {out} at step {steps[-1]:,}" in stdout
         assert assert_consistent(out) == expected
@@ -110,10 +113,10 @@ def test_sigkill_at_any_instant_resumes_to_the_uninterrupted_run(reference: Path
     assert len([p for p in (out / CHECKPOINT_DIR).iterdir() if p.is_dir()]) == 2  # killed before removing the old one
     # killed by a timer at random instants while training and checkpointing
     rng = random.Random(18)
-    for _ in range(3):
+    for _ in range(3):  # a resume to the end takes about 2 s here: the kills land while it trains
         process = Process(tmp_path, "train", "--resume", "--out", out, "--no-progress")
         process.wait_for("resuming")
-        time.sleep(rng.uniform(0.0, 0.8))
+        time.sleep(rng.uniform(0.0, 2.0))
         process.kill()
         code, stdout, _ = process.finish()
         assert f"resuming {out} at step {steps[-1]:,}" in stdout
@@ -127,7 +130,7 @@ def test_sigkill_at_any_instant_resumes_to_the_uninterrupted_run(reference: Path
         assert code == 0, stderr
     assert (out / "curve.csv").read_text() == (reference / "curve.csv").read_text()
     whole, resumed = SGMMQ.load(reference / "model.zip"), SGMMQ.load(out / "model.zip")
-    assert whole.prune_events == resumed.prune_events and resumed.num_timesteps == 600
+    assert whole.prune_events == resumed.prune_events and resumed.num_timesteps == 400
     for key, value in whole.policy.state_dict().items():
         assert torch.equal(value, resumed.policy.state_dict()[key]), key
     assert not list(out.rglob("*.tmp"))
@@ -138,7 +141,7 @@ def test_parts_that_do_not_belong_together_are_refused(reference: Path, tmp_path
     shutil.copytree(reference, out)
     folder = out / CHECKPOINT_DIR
     manifest = read_manifest(folder)
-    assert manifest["step"] == 600 and set(manifest["parts"]) == {"model.zip", "replay_buffer.pkl", "state.pkl"}
+    assert manifest["step"] == 400 and set(manifest["parts"]) == {"model.zip", "replay_buffer.pkl", "state.pkl"}
     buffer = manifest["path"] / "replay_buffer.pkl"
     original = buffer.read_bytes()
     buffer.write_bytes(original[: len(original) // 2])  # truncated, or another checkpoint's
