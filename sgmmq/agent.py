@@ -427,38 +427,65 @@ class SGMMQ(OffPolicyAlgorithm):
         return model
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_hyperparameters(args: dict[str, Any]) -> None:
-    """Raise a ValueError naming the first nonsensical hyperparameter."""
-    problems = [
-        (not callable(args["learning_rate"]) and not args["learning_rate"] > 0, "learning_rate must be > 0"),
-        (args["batch_size"] < 1, "batch_size must be >= 1"),
-        (args["window_size"] < args["batch_size"], "window_size must be >= batch_size (the mini-batch is drawn from the window)"),
-        (args["learning_starts"] < 0, "learning_starts must be >= 0"),
-        (not 0.0 <= args["gamma"] <= 1.0, "gamma must be in [0, 1]"),
-        (args["target"] not in TARGETS, f"target must be one of {TARGETS}"),
-        (args["target_update_interval"] < 1, "target_update_interval must be >= 1"),
-        (not 0.0 <= args["exploration_fraction"] <= 1.0, "exploration_fraction must be in [0, 1]"),
-        (not 0.0 <= args["exploration_initial_eps"] <= 1.0, "exploration_initial_eps must be in [0, 1]"),
-        (not 0.0 <= args["exploration_final_eps"] <= 1.0, "exploration_final_eps must be in [0, 1]"),
-        (args["sparsity_lambda"] < 0, "sparsity_lambda must be >= 0"),
-        (args["prune_threshold"] < 0, "prune_threshold must be >= 0"),
-        (args["prune_interval"] < 1, "prune_interval must be >= 1"),
-        (args["prune_patience"] < 1, "prune_patience must be >= 1"),
-        (args["mean_init"] not in MEAN_INITS, f"mean_init must be one of {MEAN_INITS}"),
-        (args["pool"] not in POOLS, f"pool must be one of {POOLS}"),
-        (not args["prune_min_support"] >= 0, "prune_min_support must be >= 0"),
-        (args["pool_sample_size"] < 1, "pool_sample_size must be >= 1"),
-        (args["max_births"] < 0, "max_births must be >= 0"),
-        (not args["birth_gain"] >= 0, "birth_gain must be >= 0"),
-        (not args["birth_threshold"] >= 0, "birth_threshold must be >= 0"),
-        (args["loss"] not in LOSSES, f"loss must be one of {LOSSES}"),
-        (not isinstance(args["double_q"], bool), "double_q must be True or False"),
-        (args["n_steps"] < 1, "n_steps must be >= 1"),
+    """Raise a ValueError naming the first nonsensical hyperparameter (wrong type or out of range).
+
+    Each check is a function of the arguments, run in order, so a wrong type is reported as such
+    instead of failing inside a later comparison (``"0.01" > 0`` is a TypeError without a name)."""
+
+    def integer(name: str, minimum: int) -> tuple[str, Any, str]:
+        return name, lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}"
+
+    def real(name: str, low: float, high: float = float("inf")) -> tuple[str, Any, str]:
+        span = f">= {low}" if high == float("inf") else f"in [{low}, {high}]"
+        return name, lambda v: _is_real(v) and low <= v <= high, f"a number {span}"
+
+    def choice(name: str, options: tuple[str, ...]) -> tuple[str, Any, str]:
+        return name, lambda v: isinstance(v, str) and v in options, f"one of {options}"
+
+    checks = [
+        ("learning_rate", lambda v: callable(v) or (_is_real(v) and v > 0), "a number > 0 or a schedule (a callable)"),
+        integer("batch_size", 1),
+        integer("window_size", 1),
+        ("window_size", lambda v: v >= args["batch_size"], "at least batch_size (the mini-batch is drawn from the window)"),
+        integer("learning_starts", 0),
+        real("gamma", 0.0, 1.0),
+        ("train_freq", lambda v: (_is_int(v) and v >= 1) or (isinstance(v, (tuple, list)) and len(v) == 2 and _is_int(v[0])
+                                                           and v[0] >= 1 and v[1] in ("step", "episode")),
+         "an integer >= 1 or a pair (n, 'step' or 'episode')"),
+        ("gradient_steps", lambda v: _is_int(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (as many as environment steps)"),
+        choice("target", TARGETS),
+        integer("target_update_interval", 1),
+        real("exploration_fraction", 0.0, 1.0),
+        real("exploration_initial_eps", 0.0, 1.0),
+        real("exploration_final_eps", 0.0, 1.0),
+        real("sparsity_lambda", 0.0),
+        real("prune_threshold", 0.0),
+        integer("prune_interval", 1),
+        integer("prune_patience", 1),
+        choice("mean_init", MEAN_INITS),
+        choice("pool", POOLS),
+        real("prune_min_support", 0.0),
+        integer("pool_sample_size", 1),
+        integer("max_births", 0),
+        real("birth_gain", 0.0),
+        real("birth_threshold", 0.0),
+        choice("loss", LOSSES),
+        ("double_q", lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+        integer("n_steps", 1),
+        ("policy_kwargs", lambda v: v is None or isinstance(v, dict), "a dict of GMMPolicy arguments or None"),
     ]
-    for bad, message in problems:
-        if bad:
-            name = message.split()[0]
-            raise ValueError(f"{message}, got {name}={args[name]!r}")
+    for name, ok, expected in checks:
+        if not ok(args[name]):
+            raise ValueError(f"{name} must be {expected}, got {name}={args[name]!r}")
 
 
 def _declared_box(env: Any, observation_space: spaces.Space) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sgmmq.files import save_figure
+
 
 def components(model: Any) -> list[dict[str, Any]]:
     """One dict per live component, largest ``|xi|`` first."""
@@ -99,7 +101,7 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
     # below the panels, so it covers neither the title nor an ellipse
     fig.legend(handles=handles, loc="lower center", ncol=n_actions, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.subplots_adjust(bottom=0.18 / nrows + 0.05, hspace=0.35)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sgmmq.envs.tasks import get_task
+from sgmmq.files import save_figure, write_text_atomic
 from sgmmq.study.config import expand
 from sgmmq.study.runner import RUNS_DIR
 
@@ -318,9 +319,7 @@ def write_summary(path: str | pathlib.Path, lines: list[str]) -> None:
     path = pathlib.Path(path)
     rows, begin, end = _summary_span(path)
     new = "".join(rows[:begin + 1]) + "".join(f"{line}\n" for line in lines) + "".join(rows[end:])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    write_text_atomic(path, new)
 
 
 def normalized_matrices(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, np.ndarray]:
@@ -369,7 +368,7 @@ def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], pa
     axes[0, 0].set_ylabel("return (IQM over seeds, 95% CI)")
     fig.suptitle(f"{task}: learning curves (deterministic evaluation episodes)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -396,7 +395,7 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], s
         ax.axis("off")
     fig.suptitle("Return versus live parameters\n(dotted: the task's success threshold)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -417,7 +416,7 @@ def plot_live_components(grouped: dict[str, dict[str, list[dict[str, Any]]]], pa
         ax.legend(fontsize=7, title="initial budget", title_fontsize=7)
     fig.suptitle("S-GMM-QF: live components over training")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return True
 
@@ -472,7 +471,7 @@ def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int
     where = "greedy action over the state space" if d == 2 else "greedy action on the plane through the box centre (other coordinates 0)"
     fig.suptitle(f"{title}\n{q_net.n_components} live Gaussians (1-std ellipses, line width ~ |xi|); background: {where}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -604,7 +603,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         if others:
             lines += ["## Other results in this folder", "",
                       *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
-    readme.write_text("\n".join(lines))
+    write_text_atomic(readme, "\n".join(lines))
     if summary is not None:
         write_summary(summary, summary_lines(matched, matched_stats, ok, config, os.path.relpath(readme, summary.parent), ratios))
     return readme

@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from sgmmq.provenance import write_json_atomic
+from sgmmq.files import write_bytes_atomic, write_json_atomic
 from sgmmq.study.config import Run, expand
 
 RUNS_DIR, MODELS_DIR = "runs", "models"
@@ -187,12 +187,7 @@ def is_complete(out: pathlib.Path, run: Run) -> bool:
 def _save(out: pathlib.Path, outcome: dict[str, Any]) -> dict[str, Any]:
     result = outcome["result"]
     if outcome.get("model_zip") is not None:  # the model first: a JSON that says ok has its model
-        path = out / result["model"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(outcome["model_zip"])
-        os.replace(tmp, path)
+        write_bytes_atomic(out / result["model"], outcome["model_zip"])
     write_json_atomic(out / RUNS_DIR / f"{result['id']}.json", result)
     return result
 
@@ -284,7 +279,7 @@ def sweep(
     out = pathlib.Path(out)
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     for leftover in [*(out / RUNS_DIR).glob("*.tmp"), *(out / MODELS_DIR).glob("*.tmp")]:
-        leftover.unlink()  # half-written files of a killed sweep
+        leftover.unlink()  # half-written files of a killed sweep (hidden .NAME.PID.tmp, or mkstemp's of older versions)
     write_json_atomic(out / "config.json", config)
     runs = expand(config)
     todo = [run for run in runs if not is_complete(out, run)]
