@@ -1,0 +1,154 @@
+"""The fused Riemannian optimizers take the same steps as geoopt's, through pruning, births and save/load."""
+
+import copy
+import io
+
+import geoopt
+import pytest
+import torch
+
+from sgmmq.mixture import GMMQFunction
+from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
+from sgmmq.sparsity import hadamard_penalty, slice_optimizer_state
+
+PAIRS = {
+    "adam": (geoopt.optim.RiemannianAdam, FusedRiemannianAdam, dict(lr=1e-2)),
+    "adam_wd_amsgrad": (geoopt.optim.RiemannianAdam, FusedRiemannianAdam, dict(lr=1e-2, weight_decay=1e-2, amsgrad=True, stabilize=3)),
+    "sgd": (geoopt.optim.RiemannianSGD, FusedRiemannianSGD, dict(lr=1e-2)),
+    "sgd_momentum": (geoopt.optim.RiemannianSGD, FusedRiemannianSGD, dict(lr=1e-2, momentum=0.9, weight_decay=1e-3, stabilize=2)),
+    "sgd_nesterov": (geoopt.optim.RiemannianSGD, FusedRiemannianSGD, dict(lr=1e-2, momentum=0.9, nesterov=True)),
+}
+
+
+def random_model(seed: int, n_components: int = 12) -> GMMQFunction:
+    """A Q-function with random weights, means and SPD precisions (inside the eigenvalue bounds)."""
+    torch.manual_seed(seed)
+    q = GMMQFunction(4, 2, n_components=n_components)
+    with torch.no_grad():
+        q.euclidean[:, :2] = torch.randn(n_components, 2)
+        a = torch.randn(n_components, q.dim, q.dim)
+        q.precisions.copy_(a @ a.transpose(-1, -2) / q.dim + torch.eye(q.dim))
+        q.offset.fill_(0.3)
+    return q
+
+
+def take_steps(q: GMMQFunction, optimizer: torch.optim.Optimizer, n: int, seed: int) -> None:
+    """``n`` steps on a TD-like loss over random batches (the same batches for every caller with this seed)."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        states = torch.rand(32, 4, generator=g) * 2 - 1
+        actions = torch.randint(0, 2, (32,), generator=g)
+        targets = torch.randn(32, generator=g)
+        loss = (q.q_sa(states, actions) - targets).square().mean() + hadamard_penalty(q.u, q.v, 1e-3)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def assert_same(reference: GMMQFunction, fused: GMMQFunction, ref_opt, fused_opt) -> None:
+    for (name, a), b in zip(reference.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        state_a, state_b = ref_opt.state[a], fused_opt.state[b]
+        for key, value in state_a.items():
+            if key == "step":
+                assert torch.all(state_b["step"] == value), f"{name} step"
+            else:
+                torch.testing.assert_close(state_b[key], value, rtol=0, atol=1e-6, msg=lambda m: f"{name} {key}: {m}")
+
+
+@pytest.mark.parametrize("variant", list(PAIRS))
+def test_fused_steps_equal_geoopt_steps(variant):
+    reference_class, fused_class, kwargs = PAIRS[variant]
+    reference = random_model(0)
+    fused = copy.deepcopy(reference)
+    ref_opt, fused_opt = reference_class(reference.parameters(), **kwargs), fused_class(fused.parameters(), **kwargs)
+    for chunk in range(3):
+        take_steps(reference, ref_opt, 5, seed=chunk)
+        take_steps(fused, fused_opt, 5, seed=chunk)
+        assert_same(reference, fused, ref_opt, fused_opt)
+    assert not torch.equal(reference.euclidean, random_model(0).euclidean), "nothing moved"
+
+
+@pytest.mark.parametrize("variant", ["adam", "sgd_momentum"])
+def test_fused_steps_equal_geoopt_after_pruning_and_a_learning_rate_change(variant):
+    reference_class, fused_class, kwargs = PAIRS[variant]
+    reference = random_model(1)
+    fused = copy.deepcopy(reference)
+    ref_opt, fused_opt = reference_class(reference.parameters(), **kwargs), fused_class(fused.parameters(), **kwargs)
+    take_steps(reference, ref_opt, 6, seed=0)
+    take_steps(fused, fused_opt, 6, seed=0)
+    keep = torch.tensor([True, False, True, True, False, False, True, True, True, False, True, True])
+    for q, opt in ((reference, ref_opt), (fused, fused_opt)):
+        slice_optimizer_state(opt, q.component_parameters(), keep)
+        q.keep_components(keep)
+        for group in opt.param_groups:  # what SB3's _update_learning_rate does
+            group["lr"] = 5e-3
+    assert all(value.shape[0] == int(keep.sum()) for value in fused_opt.state[fused.euclidean].values())
+    take_steps(reference, ref_opt, 6, seed=1)
+    take_steps(fused, fused_opt, 6, seed=1)
+    assert_same(reference, fused, ref_opt, fused_opt)
+
+
+@pytest.mark.parametrize("variant", ["adam", "sgd_momentum"])
+def test_saved_and_loaded_state_continues_the_same_steps(variant):
+    _, fused_class, kwargs = PAIRS[variant]
+    whole = random_model(2)
+    resumed = copy.deepcopy(whole)
+    whole_opt = fused_class(whole.parameters(), **kwargs)
+    take_steps(whole, whole_opt, 4, seed=0)
+    buffer = io.BytesIO()
+    torch.save({"model": whole.state_dict(), "optimizer": whole_opt.state_dict()}, buffer)
+    take_steps(whole, whole_opt, 4, seed=1)
+
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed.load_state_dict(saved["model"])
+    resumed_opt = fused_class(resumed.parameters(), **kwargs)
+    resumed_opt.load_state_dict(saved["optimizer"])
+    take_steps(resumed, resumed_opt, 4, seed=1)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_newborn_component_starts_adam_afresh():
+    """Rows appended with zero moments and step 0 (component births) get their own bias correction."""
+    grown = random_model(3, n_components=3)
+    opt = FusedRiemannianAdam(grown.parameters(), lr=1e-2)
+    take_steps(grown, opt, 5, seed=0)
+    newborn = random_model(4, n_components=1)
+    with torch.no_grad():
+        for param, row in zip(grown.component_parameters(), newborn.component_parameters()):
+            state = opt.state[param]
+            param.data = torch.cat([param.data, row.data])
+            for key, value in state.items():
+                state[key] = torch.cat([value, torch.zeros_like(value[:1])])
+    before = [p.detach().clone() for p in grown.component_parameters()]
+    take_steps(grown, opt, 1, seed=1)
+    assert opt.state[grown.euclidean]["step"].tolist() == [6.0, 6.0, 6.0, 1.0]
+    # a first Adam step moves every coordinate with a nonzero gradient by about lr (1e-2)
+    moved = (grown.euclidean[3] - before[0][3]).abs()
+    grad = grown.euclidean.grad[3]
+    assert torch.all(moved[grad != 0] > 0.9e-2) and torch.all(moved[grad != 0] < 1.1e-2)
+
+
+def test_state_of_another_optimizer_is_refused():
+    q = random_model(5)
+    reference = geoopt.optim.RiemannianAdam(q.parameters(), lr=1e-2)
+    take_steps(q, reference, 1, seed=0)
+    fused = FusedRiemannianAdam(q.parameters(), lr=1e-2)
+    fused.load_state_dict(reference.state_dict())
+    with pytest.raises(ValueError, match="one step count per component"):
+        take_steps(q, fused, 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: FusedRiemannianAdam(p, lr=-1.0), "learning rate"),
+        (lambda p: FusedRiemannianAdam(p, betas=(1.0, 0.999)), "betas"),
+        (lambda p: FusedRiemannianSGD(p, lr=1e-2, nesterov=True), "Nesterov"),
+    ],
+)
+def test_bad_arguments_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make(random_model(6).parameters())
