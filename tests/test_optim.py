@@ -152,3 +152,61 @@ def test_state_of_another_optimizer_is_refused():
 def test_bad_arguments_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make(random_model(6).parameters())
+
+
+# --- inside the agent -----------------------------------------------------------------------------
+
+
+def quiet_model(**kwargs):
+    from stable_baselines3.common.logger import configure
+
+    from sgmmq import SGMMQ
+
+    defaults = dict(learning_starts=100, prune_interval=200, prune_patience=1, seed=0)
+    model = SGMMQ("GMMPolicy", "CartPole-v1", **{**defaults, **kwargs})
+    model.set_logger(configure(None, []))
+    return model
+
+
+@pytest.mark.parametrize("fused, geoopt_name, extra", [("radam", "geoopt_radam", {}), ("rsgd", "geoopt_rsgd", dict(learning_rate=1e-3))])
+def test_agent_trains_to_the_same_bits_with_the_fused_and_geoopt_optimizers(fused, geoopt_name, extra):
+    """Same seed, same transitions: the default optimizer changes no result, only the time (pruning included)."""
+    torch.set_num_threads(1)
+    models = []
+    for name in (fused, geoopt_name):  # built and trained one after the other: the seed sets global generators
+        models.append(quiet_model(policy_kwargs=dict(optimizer_class=name), **extra))
+        models[-1].learn(700)
+    fused_model, geoopt_model = models
+    assert isinstance(fused_model.policy.optimizer, FusedRiemannianAdam if fused == "radam" else FusedRiemannianSGD)
+    assert fused_model.prune_events == geoopt_model.prune_events and fused_model.prune_events, "no pruning happened"
+    for key, value in geoopt_model.policy.state_dict().items():
+        assert torch.equal(fused_model.policy.state_dict()[key], value), key
+
+
+def test_agent_with_the_fused_optimizer_saves_loads_and_resumes_its_state(tmp_path):
+    from sgmmq import SGMMQ
+
+    model = quiet_model()
+    model.learn(500)  # pruned at 300 and 500: moments and step counts have the pruned size
+    model.save(tmp_path / "model")
+    loaded = SGMMQ.load(tmp_path / "model", env=model.get_env())
+    assert isinstance(loaded.policy.optimizer, FusedRiemannianAdam)
+    saved_states = list(model.policy.optimizer.state.values())
+    for saved, state in zip(saved_states, loaded.policy.optimizer.state.values()):
+        assert saved.keys() == state.keys()
+        for key in saved:
+            assert torch.equal(saved[key], state[key]) and saved[key].dtype == state[key].dtype, key
+    loaded.set_logger(model.logger)
+    loaded.learn(200, reset_num_timesteps=False)
+
+
+def test_models_saved_with_geoopts_optimizer_still_load_and_train(tmp_path):
+    from sgmmq import SGMMQ
+
+    model = quiet_model(policy_kwargs=dict(optimizer_class="geoopt_radam"))
+    model.learn(300)
+    model.save(tmp_path / "old")
+    loaded = SGMMQ.load(tmp_path / "old", env=model.get_env())
+    assert type(loaded.policy.optimizer) is geoopt.optim.RiemannianAdam
+    loaded.set_logger(model.logger)
+    loaded.learn(100, reset_num_timesteps=False)
