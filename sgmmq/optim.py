@@ -40,22 +40,60 @@ def _step_shape(param: torch.Tensor) -> tuple[int, ...]:
     return tuple(param.shape[:1]) if param.dim() > 0 else ()
 
 
-def _bias_corrections(step: torch.Tensor, param: torch.Tensor, beta1: float, beta2: float) -> tuple[Any, Any]:
+def _bias_corrections(step: torch.Tensor, count: int | None, param: torch.Tensor, beta1: float, beta2: float) -> tuple[Any, Any]:
     """Adam's ``1 - beta ** step`` for every component.
 
-    While every component has the same step count (always, but right after a birth) these are the
-    Python floats geoopt computes, at the cost of one reduction; otherwise float64 tensors cast to
-    the parameter's dtype (the same float a Python scalar becomes) and shaped to broadcast.
+    While every component has the same step ``count`` (always, but right after a birth) these are
+    the Python floats geoopt computes; otherwise float64 tensors cast to the parameter's dtype (the
+    float a Python scalar becomes too) and shaped to broadcast over the trailing dimensions.
     """
-    low, high = step.aminmax() if step.dim() else (step, step)
-    if low.item() == high.item():
-        count = int(high.item())
+    if count is not None:
         return 1 - beta1**count, 1 - beta2**count
     shape = step.shape + (1,) * (param.dim() - step.dim())
     return tuple((1 - torch.pow(beta, step)).to(param.dtype).reshape(shape) for beta in (beta1, beta2))
 
 
-class FusedRiemannianAdam(torch.optim.Optimizer):
+def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether anyone listens to ``step``: hooks on this optimizer or all, or a running profiler."""
+    from torch.optim import optimizer as torch_optimizer
+
+    return bool(
+        getattr(optimizer, "_optimizer_step_pre_hooks", None) or getattr(optimizer, "_optimizer_step_post_hooks", None)
+        or getattr(torch_optimizer, "_global_optimizer_pre_hooks", None) or getattr(torch_optimizer, "_global_optimizer_post_hooks", None)
+        or torch.autograd.profiler._is_profiler_enabled
+    )
+
+
+class _LeanStep:
+    """``step`` without torch's per-call wrapper unless hooks or a profiler need it.
+
+    torch wraps every optimizer's ``step`` in a profiler range and a hook dispatch, some 60 us a
+    call on this project's CPU, more than the Euclidean half of the update; the wrapper still runs
+    whenever a step hook is registered or a profiler is recording.
+    """
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if _has_step_hooks(self):  # type: ignore[arg-type]
+            return _hooked_step(self, closure)
+        return self._step(closure)  # type: ignore[attr-defined]
+
+    step.hooked = True  # type: ignore[attr-defined]  # tells torch.optim.Optimizer not to wrap it
+
+    @torch.no_grad()
+    def _step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:  # type: ignore[attr-defined]
+            self._group_step(group)  # type: ignore[attr-defined]
+        return loss
+
+
+_hooked_step = torch.optim.Optimizer.profile_hook_step(_LeanStep._step)
+
+
+class FusedRiemannianAdam(_LeanStep, torch.optim.Optimizer):
     """geoopt's ``RiemannianAdam`` (same arguments, same arithmetic), one batched pass per step.
 
     :param stabilize: project parameters (and the first moment) back onto their manifold every
@@ -80,16 +118,9 @@ class FusedRiemannianAdam(torch.optim.Optimizer):
             raise ValueError(f"Invalid eps or weight_decay (both >= 0): {eps}, {weight_decay}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, stabilize=stabilize)
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            self._group_step(group)
-        return loss
+        # param -> (its step tensor, the count all its components share, or None): a cache that spares a
+        # reduction a step; pruning, births and loading replace the tensor, which invalidates the entry.
+        self._counts: dict[torch.Tensor, tuple[torch.Tensor, int | None]] = {}
 
     def _group_step(self, group: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
@@ -128,7 +159,7 @@ class FusedRiemannianAdam(torch.optim.Optimizer):
         torch._foreach_add_(exp_avg_sqs, inners, alpha=1 - beta2)
         corrections1, corrections2 = [], []
         for p, step in zip(params, steps):
-            c1, c2 = _bias_corrections(step, p, beta1, beta2)
+            c1, c2 = _bias_corrections(step, self._shared_count(p, step), p, beta1, beta2)
             corrections1.append(c1)
             corrections2.append(c2)
         if group["amsgrad"]:
@@ -152,6 +183,17 @@ class FusedRiemannianAdam(torch.optim.Optimizer):
                 exp_avgs[i].copy_(exp_avg_new)
         if group["stabilize"] is not None and any(bool((s["step"] % group["stabilize"] == 0).any()) for s in states):
             self.stabilize_group(group)
+
+    def _shared_count(self, param: torch.Tensor, step: torch.Tensor) -> int | None:
+        """The step count of every component of ``param`` (just incremented), or None if they differ."""
+        cached = self._counts.get(param)
+        if cached is not None and cached[0] is step and cached[1] is not None:
+            count: int | None = cached[1] + 1
+        else:
+            low, high = step.aminmax() if step.dim() else (step, step)
+            count = int(high.item()) if low.item() == high.item() else None
+        self._counts[param] = (step, count)
+        return count
 
     def _state(self, param: torch.Tensor, amsgrad: bool) -> dict[str, torch.Tensor]:
         state = self.state[param]
@@ -180,7 +222,7 @@ class FusedRiemannianAdam(torch.optim.Optimizer):
             state["exp_avg"].copy_(manifold.proju(p, state["exp_avg"]))
 
 
-class FusedRiemannianSGD(torch.optim.Optimizer):
+class FusedRiemannianSGD(_LeanStep, torch.optim.Optimizer):
     """geoopt's ``RiemannianSGD`` (same arguments, same arithmetic), one batched pass per step."""
 
     def __init__(
@@ -199,16 +241,6 @@ class FusedRiemannianSGD(torch.optim.Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, stabilize=stabilize)
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            self._group_step(group)
-        return loss
 
     def _group_step(self, group: dict[str, Any]) -> None:
         group["step"] = group.get("step", 0) + 1

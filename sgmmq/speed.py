@@ -1,14 +1,13 @@
 """Wall-clock per environment step of S-GMM-QF against SB3 DQN (RL Zoo hyperparameters), side by side.
 
-    python -m sgmmq.speed                                # CartPole-v1, 20k steps a run, 3 alternations
-    python -m sgmmq.speed --tasks CartPole-v1 Acrobot-v1 --steps 10000 --repeats 2 --note "what else ran"
-    python -m sgmmq.speed --profile-only --profile-json before.json   # where one step's microseconds go
+    python -m sgmmq.speed                                # CartPole-v1, 20,480 timed steps a method
+    python -m sgmmq.speed --tasks CartPole-v1 Acrobot-v1 --steps 10240 --note "what else ran"
+    python -m sgmmq.speed --before old/speed.json        # beside a run of older code (its speed.json)
 
-Both methods train in this one process with one torch thread, alternating (DQN, S-GMM-QF, DQN,
-...), so a busy machine slows both alike and the ratio stays meaningful where absolute times do
-not. Training only, from a fresh model, for ``--steps`` environment steps (learning starts and
-exploration schedules as in a full run of the task's budget are not reproduced: the per-step
-cost after ``learning_starts`` is what is compared). The profile runs S-GMM-QF under cProfile for
+Both methods train in this one process with one torch thread, in alternating chunks of 512 steps
+(DQN, S-GMM-QF, DQN, ...), so a busy machine slows both alike and the ratio of neighbouring chunks
+stays meaningful where absolute times do not. Training only, after ``learning_starts``: the per-step
+cost of the learning phase is compared (each chunk is a ``learn`` call that continues its model). The profile runs S-GMM-QF under cProfile for
 a few thousand steps after ``learning_starts`` and attributes the time per step to its parts;
 cProfile inflates Python-heavy parts, so read it for where time goes, the timing for how much.
 ``results/speed/README.md`` gets the command, versions, machine, ratios and profile.
@@ -68,22 +67,30 @@ def build(method: str, env_id: str, seed: int) -> Any:
     return model
 
 
-def seconds_per_step(method: str, env_id: str, seed: int, steps: int) -> float:
-    model = build(method, env_id, seed)
-    start = time.perf_counter()
-    model.learn(steps)
-    return (time.perf_counter() - start) / steps
+def compare(env_id: str, steps: int, chunk: int = 512, seed: int = 0) -> dict[str, Any]:
+    """Per-step seconds of both methods, timed in alternating chunks of ``chunk`` steps.
 
-
-def compare(env_id: str, steps: int, repeats: int) -> dict[str, Any]:
-    """Per-step seconds of both methods, alternated ``repeats`` times, and their ratios."""
-    seconds: dict[str, list[float]] = {"dqn_zoo": [], "sgmmq": []}
-    for repeat in range(repeats):
-        for method in seconds:
-            seconds[method].append(seconds_per_step(method, env_id, repeat, steps))
-            print(f"{env_id} {method} repeat {repeat}: {seconds[method][-1] * 1e6:.0f} us/step", flush=True)
+    Both models first pass their ``learning_starts``; then each ``learn(chunk)`` call continues its
+    model (``reset_num_timesteps=False``), DQN's chunk then S-GMM-QF's, so neighbouring chunks
+    share the machine's state. ``chunk`` is a multiple of DQN's ``train_freq`` (256 on CartPole):
+    every chunk holds the same share of its gradient steps.
+    """
+    models = {method: build(method, env_id, seed) for method in ("dqn_zoo", "sgmmq")}
+    for model in models.values():
+        warmup = -(-max(m.learning_starts for m in models.values()) // chunk) * chunk
+        model.learn(warmup)
+    seconds: dict[str, list[float]] = {method: [] for method in models}
+    for _ in range(max(steps // chunk, 1)):
+        for method, model in models.items():
+            start = time.perf_counter()
+            model.learn(chunk, reset_num_timesteps=False)
+            seconds[method].append((time.perf_counter() - start) / chunk)
     ratios = [s / d for s, d in zip(seconds["sgmmq"], seconds["dqn_zoo"])]
-    return {"env_id": env_id, "steps": steps, "seconds_per_step": seconds, "ratios": ratios}
+    medians = {method: statistics.median(values) for method, values in seconds.items()}
+    print(f"{env_id}: " + ", ".join(f"{m} {v * 1e6:.0f} us/step" for m, v in medians.items())
+          + f", median ratio {statistics.median(ratios):.2f}", flush=True)
+    return {"env_id": env_id, "steps": steps, "chunk": chunk, "seconds_per_step": seconds, "ratios": ratios,
+            "median_us_per_step": {m: v * 1e6 for m, v in medians.items()}, "median_ratio": statistics.median(ratios)}
 
 
 def profile(env_id: str = "CartPole-v1", steps: int = 3_000, seed: int = 0) -> dict[str, Any]:
@@ -106,69 +113,74 @@ def profile(env_id: str = "CartPole-v1", steps: int = 3_000, seed: int = 0) -> d
     return {"env_id": env_id, "steps": steps, "us_per_step_unprofiled": plain * 1e6, "parts_us_per_step": parts}
 
 
-def write_readme(out: Path, command: str, note: str | None, results: list[dict[str, Any]],
-                 after: dict[str, Any] | None, before: dict[str, Any] | None) -> None:
+def _ratio_rows(results: list[dict[str, Any]], label: str) -> list[str]:
+    rows = []
+    for r in results:
+        q1, _, q3 = statistics.quantiles(r["ratios"], n=4) if len(r["ratios"]) > 1 else (r["ratios"] * 3)
+        rows.append(f"| {r['env_id']} | {label} | {r['steps']:,} ({len(r['ratios'])} x {r['chunk']}) | {r['median_us_per_step']['dqn_zoo']:.0f} | "
+                    f"{r['median_us_per_step']['sgmmq']:.0f} | **{r['median_ratio']:.2f}** ({q1:.2f}-{q3:.2f}) |")
+    return rows
+
+
+def write_readme(out: Path, record: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """``README.md`` from this run's record and, if given, the record of a run of the code before."""
     lines = [
         "# Wall-clock per environment step: S-GMM-QF against DQN (RL Zoo hyperparameters)",
         "",
-        f"Command: `{command}`" + (f" ({note})" if note else ""),
+        f"Command: `{record['command']}`" + (f" ({record['note']})" if record.get("note") else ""),
         "",
-        f"Versions: {versions()}.",
+        f"Versions: {record['versions']}.",
         "",
-        f"Machine: {machine()}. One torch thread; both methods in one process, alternated.",
+        f"Machine: {record['machine']}. One torch thread; both methods in one process, in alternating chunks.",
         "",
     ]
-    if results:
-        lines += ["| task | steps a run | DQN zoo us/step | S-GMM-QF us/step | ratio S-GMM-QF / DQN per repeat | median ratio |",
-                  "| --- | ---: | --- | --- | --- | ---: |"]
-        for r in results:
-            fmt = lambda xs: ", ".join(f"{x * 1e6:.0f}" for x in xs)  # noqa: E731
-            lines.append(f"| {r['env_id']} | {r['steps']:,} | {fmt(r['seconds_per_step']['dqn_zoo'])} | {fmt(r['seconds_per_step']['sgmmq'])} | "
-                         + ", ".join(f"{x:.2f}" for x in r["ratios"]) + f" | **{statistics.median(r['ratios']):.2f}** |")
-        lines.append("")
-    if after:
-        lines += [f"## Where one S-GMM-QF step's microseconds go ({after['env_id']}, cProfile, {after['steps']:,} steps after learning_starts)", ""]
-        header = "| part | " + ("before us/step | " if before else "") + "after us/step |"
-        lines += [header, "| --- | " + ("---: | " if before else "") + "---: |"]
-        for label, *_ in PARTS:
-            values = [d["parts_us_per_step"].get(label) for d in ([before] if before else []) + [after]]
-            if any(v is not None for v in values):
-                cells = " | ".join("-" if v is None else f"{v:.0f}" for v in values)
-                lines.append(f"| {label.strip()} {'(' + str(label.count('  ')) + ')' if label.startswith('  ') else ''} | {cells} |")
-        plain = [d["us_per_step_unprofiled"] for d in ([before] if before else []) + [after]]
-        lines += ["| same steps without the profiler | " + " | ".join(f"{v:.0f}" for v in plain) + " |", ""]
+    if before:
+        lines += [f"Before: `{before['command']}`" + (f" ({before['note']})" if before.get("note") else ""), ""]
+    lines += ["| task | code | timed steps a method (chunks) | DQN zoo us/step (median) | S-GMM-QF us/step (median) "
+              "| ratio S-GMM-QF / DQN: median (quartiles) of neighbouring chunks |",
+              "| --- | --- | ---: | ---: | ---: | --- |"]
+    lines += _ratio_rows(before["results"], "before") if before else []
+    lines += _ratio_rows(record["results"], "after" if before else "this")
+    lines.append("")
+    runs = ([before["profile"]] if before else []) + [record["profile"]]
+    after = record["profile"]
+    lines += [f"## Where one S-GMM-QF step's microseconds go ({after['env_id']}, cProfile, {after['steps']:,} steps after learning_starts)", "",
+              "Cumulative time per environment step of each part (nested parts are inside the part above them).", "",
+              "| part | " + ("before us/step | after us/step |" if before else "us/step |"),
+              "| --- |" + " ---: |" * len(runs)]
+    for label, *_ in PARTS:
+        values = [run["parts_us_per_step"].get(label) for run in runs]
+        if any(v is not None for v in values):
+            depth = (len(label) - len(label.lstrip())) // 2
+            lines.append(f"| {'&nbsp;&nbsp;' * depth}{label.strip()} | " + " | ".join("-" if v is None else f"{v:.0f}" for v in values) + " |")
+    lines += ["| the same steps without the profiler | " + " | ".join(f"{run['us_per_step_unprofiled']:.0f}" for run in runs) + " |", ""]
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["CartPole-v1"])
-    parser.add_argument("--steps", type=int, default=20_000, help="environment steps a run")
-    parser.add_argument("--repeats", type=int, default=3, help="alternations of the two methods")
+    parser.add_argument("--steps", type=int, default=20_480, help="timed environment steps a method")
+    parser.add_argument("--chunk", type=int, default=512, help="steps a turn (a multiple of DQN's train_freq)")
     parser.add_argument("--profile-steps", type=int, default=3_000)
-    parser.add_argument("--profile-only", action="store_true", help="only the profile (e.g. of an older checkout)")
-    parser.add_argument("--profile-json", type=Path, default=None, help="also write the profile here")
-    parser.add_argument("--before", type=Path, default=None, help="a profile JSON of the code before, shown beside")
+    parser.add_argument("--before", type=Path, default=None, help="speed.json of a run of the code before, shown beside")
     parser.add_argument("--note", default=None, help="what else ran on the machine (goes into the README)")
     parser.add_argument("--out", type=Path, default=Path("results/speed"))
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.repeats < 1 or args.profile_steps < 1:
-        parser.error("--steps, --repeats and --profile-steps must be >= 1")
+    if args.steps < 1 or args.chunk < 1 or args.profile_steps < 1:
+        parser.error("--steps, --chunk and --profile-steps must be >= 1")
+    if args.before is not None and not args.before.exists():
+        parser.error(f"--before: no file at {args.before}")
     torch.set_num_threads(1)
     os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
-    after = profile(steps=args.profile_steps)
-    print(json.dumps(after, indent=1))
-    if args.profile_json:
-        write_json_atomic(args.profile_json, after)
-    if args.profile_only:
-        return 0
-    results = [compare(env_id, args.steps, args.repeats) for env_id in args.tasks]
-    before = json.loads(args.before.read_text()) if args.before else None
     command = "python -m sgmmq.speed " + " ".join(sys.argv[1:] if argv is None else argv)
+    record = {"command": command, "note": args.note, "machine": machine(), "versions": versions(),
+              "profile": profile(steps=args.profile_steps),
+              "results": [compare(env_id, args.steps, args.chunk) for env_id in args.tasks]}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out / "speed.json", {"command": command, "note": args.note, "results": results, "profile": after,
-                                                "profile_before": before, "machine": machine(), "versions": versions()})
-    write_readme(args.out, command, args.note, results, after, before)
+    write_json_atomic(args.out / "speed.json", record)
+    write_readme(args.out, record, json.loads(args.before.read_text()) if args.before else None)
+    print(f"wrote {args.out / 'README.md'}")
     return 0
 
 
