@@ -11,8 +11,9 @@ all components of a ``(K, D, D)`` tensor at once).
 State lives in ``optimizer.state[param]``, one tensor per key whose first dimension is the
 component axis, so pruning slices it (:func:`sgmmq.sparsity.slice_optimizer_state`) and rows
 appended for newborn components start from zeros. ``step`` is per component too (a float64 tensor
-of shape ``(K,)``): a newborn row gets its own Adam bias correction, and a leading seed axis (S, K)
-needs nothing new, the bias corrections broadcast over the trailing dimensions.
+of shape ``(K,)``): a newborn row gets its own Adam bias correction. Many agents stacked on a
+leading seed axis, ``(S, K, ...)`` tensors marked ``param.component_dims = 2``, take the same steps
+as S separate optimizers (tested): steps are ``(S, K)`` and everything else broadcasts or batches.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def _is_flat(manifold: Any) -> bool:
 
 
 def _step_shape(param: torch.Tensor) -> tuple[int, ...]:
-    """One step count per component: the first dimension (a scalar parameter counts as one)."""
-    return tuple(param.shape[:1]) if param.dim() > 0 else ()
+    """One step count per component: the leading ``param.component_dims`` dimensions (default 1;
+    2 for parameters stacked ``(seed, component, ...)``); a scalar parameter counts as one."""
+    return tuple(param.shape[: getattr(param, "component_dims", 1)]) if param.dim() > 0 else ()
 
 
 def _bias_corrections(step: torch.Tensor, count: int | None, param: torch.Tensor, beta1: float, beta2: float) -> tuple[Any, Any]:
@@ -183,6 +185,10 @@ class FusedRiemannianAdam(_LeanStep, torch.optim.Optimizer):
                 exp_avgs[i].copy_(exp_avg_new)
         if group["stabilize"] is not None and any(bool((s["step"] % group["stabilize"] == 0).any()) for s in states):
             self.stabilize_group(group)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickling and deepcopy skip __init__
+        super().__setstate__(state)
+        self._counts = {}
 
     def _shared_count(self, param: torch.Tensor, step: torch.Tensor) -> int | None:
         """The step count of every component of ``param`` (just incremented), or None if they differ."""

@@ -166,11 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="speed.json of a run of the code before, shown beside")
     parser.add_argument("--note", default=None, help="what else ran on the machine (goes into the README)")
     parser.add_argument("--out", type=Path, default=Path("results/speed"))
+    parser.add_argument("--readme-only", action="store_true", help="rewrite README.md from --out/speed.json (and --before)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.chunk < 1 or args.profile_steps < 1:
         parser.error("--steps, --chunk and --profile-steps must be >= 1")
     if args.before is not None and not args.before.exists():
         parser.error(f"--before: no file at {args.before}")
+    before = json.loads(args.before.read_text()) if args.before else None
+    if args.readme_only:
+        if not (args.out / "speed.json").exists():
+            parser.error(f"--readme-only: no speed.json in {args.out}")
+        write_readme(args.out, json.loads((args.out / "speed.json").read_text()), before)
+        return 0
     torch.set_num_threads(1)
     os.environ.setdefault("SB3_LOGDIR", tempfile.mkdtemp(prefix="sb3_"))
     command = "python -m sgmmq.speed " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -179,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
               "results": [compare(env_id, args.steps, args.chunk) for env_id in args.tasks]}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "speed.json", record)
-    write_readme(args.out, record, json.loads(args.before.read_text()) if args.before else None)
+    write_readme(args.out, record, before)
     print(f"wrote {args.out / 'README.md'}")
     return 0
 

@@ -131,6 +131,60 @@ def test_a_newborn_component_starts_adam_afresh():
     assert torch.all(moved[grad != 0] > 0.9e-2) and torch.all(moved[grad != 0] < 1.1e-2)
 
 
+def test_step_hooks_still_run_and_a_copied_optimizer_still_steps():
+    q = random_model(7)
+    opt = FusedRiemannianAdam(q.parameters(), lr=1e-2)
+    calls = []
+    handle = opt.register_step_post_hook(lambda optimizer, args, kwargs: calls.append(optimizer))
+    take_steps(q, opt, 2, seed=0)
+    assert calls == [opt, opt]
+    handle.remove()
+    take_steps(q, opt, 1, seed=0)
+    assert len(calls) == 2
+    twin = copy.deepcopy(q)
+    twin_opt = FusedRiemannianAdam(twin.parameters(), lr=1e-2)
+    twin_opt.load_state_dict(copy.deepcopy(opt).state_dict())
+    take_steps(q, opt, 2, seed=1)
+    take_steps(twin, twin_opt, 2, seed=1)
+    assert torch.equal(q.euclidean, twin.euclidean) and torch.equal(q.precisions, twin.precisions)
+
+
+@pytest.mark.parametrize("fused_class, kwargs", [(FusedRiemannianAdam, dict(lr=1e-2)), (FusedRiemannianSGD, dict(lr=1e-2, momentum=0.9))])
+def test_agents_stacked_on_a_seed_axis_take_the_steps_of_separate_optimizers(fused_class, kwargs):
+    """The design for many seeds in one process: (S, K, ...) parameters, one step for all S."""
+    models = [random_model(10 + s) for s in range(3)]
+    stacked = []
+    for params in zip(*(m.parameters() for m in models)):  # euclidean, offset, precisions
+        data = torch.stack([p.detach() for p in params])
+        manifold = getattr(params[0], "manifold", None)
+        stacked.append(geoopt.ManifoldParameter(data, manifold=manifold) if manifold else torch.nn.Parameter(data))
+    for param in stacked:
+        param.component_dims = 2
+    stacked_opt = fused_class(stacked, **kwargs)
+    separate_opts = [fused_class(m.parameters(), **kwargs) for m in models]
+    for chunk in range(3):
+        for seed, (m, opt) in enumerate(zip(models, separate_opts)):
+            take_steps(m, opt, 1, seed=100 * chunk + seed)
+        # the same gradients, computed at the stacked point (equal to each model's before its step)
+        copies = [copy.deepcopy(m) for m in models]
+        for s, c in enumerate(copies):
+            with torch.no_grad():
+                for mine, param in zip(c.parameters(), stacked):
+                    mine.copy_(param[s])
+            c.zero_grad()
+            g = torch.Generator().manual_seed(100 * chunk + s)
+            states, actions, targets = torch.rand(32, 4, generator=g) * 2 - 1, torch.randint(0, 2, (32,), generator=g), torch.randn(32, generator=g)
+            ((c.q_sa(states, actions) - targets).square().mean() + hadamard_penalty(c.u, c.v, 1e-3)).backward()
+        for i, param in enumerate(stacked):
+            param.grad = torch.stack([list(c.parameters())[i].grad for c in copies])
+        stacked_opt.step()
+        for s, m in enumerate(models):
+            for mine, param in zip(m.parameters(), stacked):
+                assert torch.equal(mine, param[s])
+    if fused_class is FusedRiemannianAdam:
+        assert stacked_opt.state[stacked[0]]["step"].shape == (3, 12)
+
+
 def test_state_of_another_optimizer_is_refused():
     q = random_model(5)
     reference = geoopt.optim.RiemannianAdam(q.parameters(), lr=1e-2)
