@@ -154,6 +154,9 @@ def write_readme(out: Path, record: dict[str, Any], before: dict[str, Any] | Non
             depth = (len(label) - len(label.lstrip())) // 2
             lines.append(f"| {'&nbsp;&nbsp;' * depth}{label.strip()} | " + " | ".join("-" if v is None else f"{v:.0f}" for v in values) + " |")
     lines += ["| the same steps without the profiler | " + " | ".join(f"{run['us_per_step_unprofiled']:.0f}" for run in runs) + " |", ""]
+    notes = out / "notes.md"  # hand-written reading of the numbers, kept across regenerations
+    if notes.exists():
+        lines += [notes.read_text()]
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 
