@@ -120,6 +120,7 @@ class GMMPolicy(BasePolicy):
         self.training = mode
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Greedy actions; ``self.forward`` without ``nn.Module.__call__`` (no hooks here, a hot path)."""
         return self.q_net.forward(self.scale(observation)).argmax(dim=1).reshape(-1)
 
     def predict(

@@ -61,8 +61,8 @@ def test_speed_readme_shows_before_and_after(tmp_path):
 
     speed.write_readme(tmp_path, record(1000, 800, speed.PARTS[8][0]), before=record(1000, 1600, speed.PARTS[9][0]))
     text = (tmp_path / "README.md").read_text()
-    assert "| CartPole-v1 | before | 1,024 (2 x 512) | 1000 | 1600 | **1.60**" in text
-    assert "| CartPole-v1 | after | 1,024 (2 x 512) | 1000 | 800 | **0.80**" in text
+    assert "| CartPole-v1 | before | 1,024 (2 x 512) | 1000 / 1600: **1.60** (1.60-1.60) | - |" in text
+    assert "| CartPole-v1 | after | 1,024 (2 x 512) | 1000 / 800: **0.80** (0.80-0.80) | - |" in text
     assert "optimizer.step (geoopt) | 400 | - |" in text and "optimizer.step (sgmmq.optim) | - | 400 |" in text
 
 
