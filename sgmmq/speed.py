@@ -3,6 +3,7 @@
     python -m sgmmq.speed                                # CartPole-v1, 20,480 timed steps a method
     python -m sgmmq.speed --tasks CartPole-v1 Acrobot-v1 --steps 10240 --note "what else ran"
     python -m sgmmq.speed --before old/speed.json        # beside a run of older code (its speed.json)
+    python -m sgmmq.speed --optimizer-only               # one optimizer step, geoopt's against sgmmq.optim's
 
 Both methods train in this one process with one torch thread, in alternating chunks of 512 steps
 (DQN, S-GMM-QF, DQN, ...), so a busy machine slows both alike and the ratio of neighbouring chunks
@@ -135,6 +136,38 @@ def _ratio_rows(results: list[dict[str, Any]], label: str) -> list[str]:
     return rows
 
 
+def optimizer_step_us(n_components: int = 16, blocks: int = 40, calls: int = 50) -> dict[str, float]:
+    """Microseconds of one optimizer step on a CartPole-sized Q-function, geoopt's against sgmmq.optim's.
+
+    No profiler: blocks of ``calls`` steps alternate between the optimizers and the fastest block
+    of each counts (the least disturbed by other jobs).
+    """
+    import copy
+
+    import geoopt
+
+    from sgmmq.mixture import GMMQFunction
+    from sgmmq.optim import FusedRiemannianAdam
+
+    torch.manual_seed(0)
+    q = GMMQFunction(4, 2, n_components=n_components)
+    optimizers = {}
+    for name, cls in (("geoopt RiemannianAdam", geoopt.optim.RiemannianAdam), ("sgmmq FusedRiemannianAdam", FusedRiemannianAdam)):
+        model = copy.deepcopy(q)
+        for p in model.parameters():
+            grad = torch.randn_like(p) * 1e-3
+            p.grad = grad + grad.transpose(-1, -2) if p.dim() == 3 else grad
+        optimizers[name] = cls(model.parameters(), lr=1e-3)
+    best = {name: float("inf") for name in optimizers}
+    for _ in range(blocks):
+        for name, optimizer in optimizers.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                optimizer.step()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls * 1e6)
+    return best
+
+
 def write_readme(out: Path, record: dict[str, Any], before: dict[str, Any] | None) -> None:
     """``README.md`` from this run's record and, if given, the record of a run of the code before."""
     lines = [
@@ -185,12 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default=None, help="what else ran on the machine (goes into the README)")
     parser.add_argument("--out", type=Path, default=Path("results/speed"))
     parser.add_argument("--readme-only", action="store_true", help="rewrite README.md from --out/speed.json (and --before)")
+    parser.add_argument("--optimizer-only", action="store_true", help="only time one optimizer step, geoopt's against sgmmq.optim's")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.chunk < 1 or args.profile_steps < 1:
         parser.error("--steps, --chunk and --profile-steps must be >= 1")
     if args.before is not None and not args.before.exists():
         parser.error(f"--before: no file at {args.before}")
     before = json.loads(args.before.read_text()) if args.before else None
+    if args.optimizer_only:
+        torch.set_num_threads(1)
+        print(json.dumps(optimizer_step_us(), indent=1))
+        return 0
     if args.readme_only:
         if not (args.out / "speed.json").exists():
             parser.error(f"--readme-only: no speed.json in {args.out}")
