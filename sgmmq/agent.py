@@ -382,7 +382,7 @@ class SGMMQ(OffPolicyAlgorithm):
         # torch's Optimizer.load_state_dict turns geoopt's integer ``step`` into a float tensor,
         # which moves Adam's bias correction in the last bits: resumed training would drift.
         for state in self.policy.optimizer.state.values():
-            if isinstance(state.get("step"), torch.Tensor):
+            if isinstance(state.get("step"), torch.Tensor) and state["step"].dim() == 0:  # sgmmq.optim's are per component
                 state["step"] = int(state["step"].item())
 
     def save(self, path: str | pathlib.Path | io.BufferedIOBase, exclude: Any = None, include: Any = None) -> None:

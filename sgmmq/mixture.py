@@ -128,6 +128,8 @@ class GMMQFunction(nn.Module):
     def q_z(self, z: torch.Tensor) -> torch.Tensor:
         """Q at joint points ``(N, D)``: shape ``(N,)``; one fused autograd node (see MixtureValue)."""
         offset = self.offset if self.offset is not None else self.u.new_zeros(1)
+        if not torch.is_grad_enabled():  # acting and the snapshot's targets: the same arithmetic, no autograd node
+            return mixture_terms(z, self.euclidean, offset, self.precisions, self.normalized)[-1]
         return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized)
 
     def q_sa(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -219,17 +221,10 @@ class MixtureValue(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, euclidean, offset, precisions, normalized):  # type: ignore[override]
-        u, v, means = euclidean[:, 0], euclidean[:, 1], euclidean[:, 2:]
-        diff = (z.unsqueeze(1) - means).transpose(0, 1)  # (K, N, D): batched over components
-        p_diff = torch.bmm(diff, precisions)
-        log_bumps = -0.5 * (diff * p_diff).sum(-1)
-        if normalized:
-            log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)
-        bumps = log_bumps.exp()  # (K, N)
-        xi = u * v
+        u, v, diff, p_diff, bumps, q = mixture_terms(z, euclidean, offset, precisions, normalized)
         ctx.save_for_backward(u, v, precisions, diff, p_diff, bumps)
         ctx.normalized = normalized
-        return xi @ bumps + offset
+        return q
 
     @staticmethod
     def backward(ctx, grad_q):  # type: ignore[override]
@@ -244,3 +239,16 @@ class MixtureValue(torch.autograd.Function):
         grad_z = -(c.unsqueeze(2) * p_diff).sum(0) if ctx.needs_input_grad[0] else None
         grad_euclidean = torch.cat([(grad_xi * v)[:, None], (grad_xi * u)[:, None], grad_means], 1)
         return grad_z, grad_euclidean, grad_q.sum().reshape(1), grad_precisions, None
+
+
+def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore[no-untyped-def]
+    """The forward pass of :class:`MixtureValue`: ``u, v, diff (K, N, D), P diff, bumps (K, N)`` and ``q (N,)``."""
+    u, v, means = euclidean[:, 0], euclidean[:, 1], euclidean[:, 2:]
+    diff = (z.unsqueeze(1) - means).transpose(0, 1)  # (K, N, D): batched over components
+    p_diff = torch.bmm(diff, precisions)
+    log_bumps = -0.5 * (diff * p_diff).sum(-1)
+    if normalized:
+        log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)
+    bumps = log_bumps.exp()  # (K, N)
+    xi = u * v
+    return u, v, diff, p_diff, bumps, xi @ bumps + offset

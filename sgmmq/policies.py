@@ -16,11 +16,16 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import get_device
 
 from sgmmq.mixture import GMMQFunction
+from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
 from sgmmq.sparsity import extend_optimizer_state, slice_optimizer_state
 
+# "radam"/"rsgd" take the same steps as geoopt's classes, to the bit (tests/test_optim.py), in one
+# batched pass; geoopt's own stay reachable (and models saved with them load with them).
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "radam": geoopt.optim.RiemannianAdam,
-    "rsgd": geoopt.optim.RiemannianSGD,
+    "radam": FusedRiemannianAdam,
+    "rsgd": FusedRiemannianSGD,
+    "geoopt_radam": geoopt.optim.RiemannianAdam,
+    "geoopt_rsgd": geoopt.optim.RiemannianSGD,
 }
 
 
@@ -70,7 +75,9 @@ class GMMPolicy(BasePolicy):
         then clipped). ``None``: the task's declared box (set by SGMMQ) or the space's finite bounds.
     :param lr_schedule: SB3's learning-rate schedule; optional, so that a policy saved alone
         (``policy.save``) loads without its algorithm (the optimizer then starts at lr 0).
-    :param optimizer_class: a geoopt Riemannian optimizer, or ``"radam"`` / ``"rsgd"``.
+    :param optimizer_class: a (geoopt-style) Riemannian optimizer class, or one of ``OPTIMIZERS``:
+        ``"radam"`` / ``"rsgd"`` (:mod:`sgmmq.optim`, geoopt's arithmetic batched), ``"geoopt_radam"`` /
+        ``"geoopt_rsgd"`` (geoopt's own).
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
         (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
         ``std_bounds``, ``factor_init``, ``factor_signs``).
@@ -126,7 +133,29 @@ class GMMPolicy(BasePolicy):
         self.training = mode
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        return self(observation).argmax(dim=1).reshape(-1)
+        """Greedy actions; ``self.forward`` without ``nn.Module.__call__`` (no hooks here, a hot path)."""
+        return self.q_net.forward(self.scale(observation)).argmax(dim=1).reshape(-1)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``, minus its generic conversions for a flat observation or a batch of them.
+
+        Called at every environment step; SB3's version (dict and image handling, copies, module
+        hooks) cost more than the Q-function itself. Anything else goes to SB3's version.
+        """
+        shape = self.observation_space.shape
+        if not (isinstance(observation, np.ndarray) and observation.ndim in (1, 2) and observation.shape[-1:] == shape
+                and self.device.type == "cpu"):
+            return super().predict(observation, state, episode_start, deterministic)
+        self.training = False
+        with torch.no_grad():
+            actions = self._predict(torch.as_tensor(observation.reshape(-1, shape[0])), deterministic)
+        return actions.numpy() if observation.ndim == 2 else actions.numpy().reshape(()), state
 
     @torch.no_grad()
     def refresh_snapshot(self) -> None:
