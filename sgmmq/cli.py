@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="JSON/YAML file of hyperparameters (e.g. written by sgmmq tune)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="hyperparameter override, repeatable; dotted keys reach policy_kwargs")
+    train.add_argument("--continuous", action="store_true",
+                       help="Box-action tasks (Pendulum-v1, ...): act on the native continuous actions, not the declared bins")
     train.add_argument("--checkpoint-every", type=int, default=10_000, help="steps between checkpoints (default 10000)")
     train.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                       "default: a journal file in --out")
     tune.add_argument("--study", default=None, help="study name (default: sgmmq-TASK)")
     tune.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    tune.add_argument("--continuous", action="store_true", help="Box-action tasks: tune on the native continuous actions")
 
     bench = command("bench", "Run a parameter-efficiency sweep (tasks x methods x budgets x seeds) from a config file; resumable.\n"
                     "Without a config file (e.g. sgmmq bench --tasks CartPole-v1) it runs sgmmq.benchmark instead.",
@@ -160,12 +163,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
         hyperparameters = runs.read_config(args.config) if args.config else {}
         hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
-        model = runs.build_model(task, args.seed, hyperparameters)
+        model = runs.build_model(task, args.seed, hyperparameters, continuous=args.continuous)
         if args.overwrite:
             _clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
         run = {"task": task.env_id, "steps": args.steps or task.budget, "seed": args.seed,
-               "checkpoint_every": args.checkpoint_every, "hyperparameters": hyperparameters}
+               "checkpoint_every": args.checkpoint_every, "hyperparameters": hyperparameters,
+               **({"continuous": True} if args.continuous else {})}
         (out / runs.RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
         curve = []
     finished = runs.train_run(model, out, run["steps"], run["checkpoint_every"], curve,
@@ -189,7 +193,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     import imageio.v2 as imageio
 
-    from sgmmq.envs.factory import make_env
+    from sgmmq.envs.factory import is_continuous, make_env
 
     model, task = _load(args.model, args.task)
     out = args.out or pathlib.Path(args.model).with_suffix(".gif")
@@ -200,7 +204,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
             raise ValueError("writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif") from None
-    env = make_env(task, seed=args.seed, render_mode="rgb_array")
+    continuous = task.has_continuous_form and is_continuous(model.action_space)
+    env = make_env(task, seed=args.seed, render_mode="rgb_array", continuous=continuous)
     obs, _ = env.reset(seed=args.seed)
     frames, total, done = [env.render()], 0.0, False
     while not done and len(frames) < args.max_frames:
@@ -237,9 +242,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("tune") / task.env_id
     best = tuning.tune(task, out, n_trials=args.trials, steps=args.steps or task.budget, n_seeds=args.seeds,
                        eval_episodes=args.eval_episodes, storage=args.storage, study_name=args.study, timeout=args.timeout,
-                       sampler_seed=None if args.storage else 0)  # workers sharing a database must not draw alike
+                       sampler_seed=None if args.storage else 0,  # workers sharing a database must not draw alike
+                       continuous=args.continuous)
     print(f"best normalized score {best['score']:.3f} (trial {best['trial']}); config: {best['config']}")
-    print(f"train with it: sgmmq train {task.env_id} --config {best['config']}")
+    print(f"train with it: sgmmq train {task.env_id} --config {best['config']}" + (" --continuous" if args.continuous else ""))
     return 0
 
 

@@ -41,9 +41,9 @@ def sample(trial: Any) -> dict[str, Any]:
     }
 
 
-def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int) -> float:
-    """Normalized mean return of one training run."""
-    model = build_model(task, seed, config)
+def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int, continuous: bool = False) -> float:
+    """Normalized mean return of one training run (``continuous``: on the task's Box-action form)."""
+    model = build_model(task, seed, config, continuous=continuous)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(steps)
     return task.normalize(float(evaluate(model, task, seed, n_episodes=eval_episodes).mean()))
@@ -71,6 +71,7 @@ def tune(
     study_name: str | None = None,
     timeout: float | None = None,
     sampler_seed: int | None = 0,
+    continuous: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) the study; write ``out/best.json``; return score, trial and config path."""
     import optuna
@@ -89,7 +90,7 @@ def tune(
         config = sample(trial)
         scores = []
         for seed in range(n_seeds):
-            scores.append(score(task, config, seed, steps, eval_episodes))
+            scores.append(score(task, config, seed, steps, eval_episodes, continuous))
             trial.report(float(np.mean(scores)), step=seed)
             if trial.should_prune():
                 raise optuna.TrialPruned()
