@@ -22,7 +22,7 @@ from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from sgmmq.envs.tasks import Task, get_task
+from sgmmq.envs.tasks import TASKS, Task, get_task
 from sgmmq.envs.wrappers import DiscretizeAction, ScaleObservation
 
 
@@ -32,7 +32,8 @@ def _task(task_or_id: Task | str) -> Task:
 
 def check_form(task: Task, continuous: bool) -> None:
     if continuous and not task.has_continuous_form:
-        raise ValueError(f"{task.env_id} has discrete actions: it has no continuous form")
+        raise ValueError(f"{task.env_id} has discrete actions: it has no continuous form (Box-action tasks: "
+                         + ", ".join(t for t, declared in TASKS.items() if declared.has_continuous_form) + ")")
 
 
 def is_continuous(action_space: spaces.Space) -> bool:

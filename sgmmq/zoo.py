@@ -5,8 +5,9 @@
 
 Registers :class:`sgmmq.SGMMQ` as ``"sgmmq"`` in ``rl_zoo3.ALGOS`` before the Zoo parses its
 arguments, and points ``--conf-file`` at ``sgmmq/hyperparams/sgmmq.yml`` (the suite's tasks, the
-continuous ones with their action discretization) unless one is given. Everything else (evaluation
-callback, saving under ``-f``, ``--n-timesteps``, Optuna) is the Zoo's.
+continuous ones with their action discretization; with ``--continuous``, ``sgmmq_continuous.yml``:
+their native Box actions) unless one is given. Everything else (evaluation callback, saving under
+``-f``, ``--n-timesteps``, Optuna) is the Zoo's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pathlib
 import sys
 
 HYPERPARAMS = pathlib.Path(__file__).with_name("hyperparams") / "sgmmq.yml"
+CONTINUOUS_HYPERPARAMS = HYPERPARAMS.with_name("sgmmq_continuous.yml")
 
 
 def register() -> None:
@@ -37,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as error:
         print(f"error: the RL Zoo is not installed ({error}); pip install rl_zoo3", file=sys.stderr)
         return 2
+    continuous = "--continuous" in argv
+    argv = [a for a in argv if a != "--continuous"]
     if "--algo" not in argv:
         argv = ["--algo", "sgmmq", *argv]
     if "-conf" not in argv and "--conf-file" not in argv and argv[argv.index("--algo") + 1] == "sgmmq":
-        argv += ["--conf-file", str(HYPERPARAMS)]
+        argv += ["--conf-file", str(CONTINUOUS_HYPERPARAMS if continuous else HYPERPARAMS)]
     from rl_zoo3.train import train
 
     sys.argv = ["rl_zoo3.train", *argv]

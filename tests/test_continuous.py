@@ -119,7 +119,7 @@ def test_both_forms_of_the_box_action_tasks():
     assert make_env("LunarLanderContinuous-v3").action_space.n == 9
     assert TASKS["LunarLanderContinuous-v3"].box[0].tolist() == TASKS["LunarLander-v3"].box[0].tolist()
     assert isinstance(make_vec_env("LunarLanderContinuous-v3", n_envs=2, continuous=True).action_space, spaces.Box)
-    with pytest.raises(ValueError, match="has discrete actions"):
+    with pytest.raises(ValueError, match="has discrete actions: it has no continuous form"):
         make_env("CartPole-v1", continuous=True)
 
 
@@ -158,3 +158,60 @@ def test_residual_target_and_two_dimensional_actions_train():
     assert model.policy.q_net.dim == 10
     action, _ = model.predict(env.reset(), deterministic=True)
     assert action.shape == (1, 2) and np.all(np.abs(action) <= 1.0)
+
+
+def test_the_picture_of_a_2d_state_shows_the_continuous_greedy_action(tmp_path):
+    from sgmmq import inspection
+    from sgmmq.study.report import plot_gaussians
+
+    env = make_vec_env("MountainCarContinuous-v0", n_envs=1, seed=0, continuous=True)
+    model = quiet(SGMMQ("GMMPolicy", env, seed=0, learning_starts=50, policy_kwargs=dict(n_components=5)))
+    model.learn(100)
+    rows = inspection.components(model)
+    assert len(rows) == 5 and all(row["action"].shape == (1,) for row in rows)
+    states = np.array([[-0.5, 0.2], [0.3, -0.9]], dtype=np.float32)
+    expected = np.rint((model.policy.q_net.greedy(torch.as_tensor(states))[0][:, 0].numpy() + 1) * 10).astype(int)
+    np.testing.assert_array_equal(inspection.greedy_colors(model.policy.q_net, states), expected)
+    inspection.draw(model, tmp_path / "g.png")
+    plot_gaussians(model, TASKS["MountainCarContinuous-v0"], tmp_path / "r.png", "title")
+    assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_the_study_runs_the_continuous_method_and_refuses_it_on_discrete_tasks():
+    from sgmmq.study import config, runner
+
+    sweep = {"name": "c", "tasks": ["Pendulum-v1"], "seeds": 1, "steps": 300, "eval_every": 150, "eval_episodes": 1,
+             "final_eval_episodes": 1, "methods": [{"method": "sgmmq_continuous", "n_components": [4],
+                                                     "overrides": {"learning_starts": 100}}]}
+    (run,) = config.expand(sweep)
+    assert run.id == "Pendulum-v1__sgmmq_continuous__k4__s0"
+    outcome = runner.execute(run.settings())
+    result = outcome["result"]
+    assert result["status"] == "ok", result.get("error")
+    assert result["params"]["inference"] == 4 * (1 + 4 + 10) + 1 and outcome["model_zip"]
+    with pytest.raises(ValueError, match="needs Box-action tasks"):
+        config.check({**sweep, "tasks": ["Pendulum-v1", "CartPole-v1"]})
+    with pytest.raises(ValueError, match="needs Box-action tasks"):
+        config.check({**sweep, "tasks": ["CartPole-v1"], "methods": [{"method": "td3_zoo"}]})
+    config.read("studies/continuous.yml")  # the study config of the issue is valid
+
+
+def test_cli_trains_evaluates_and_resumes_the_continuous_form(tmp_path):
+    import subprocess
+    import sys
+
+    def sgmmq(*args):
+        return subprocess.run([sys.executable, "-m", "sgmmq.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+    out = tmp_path / "p"
+    tiny = ["--steps", "400", "--checkpoint-every", "200", "--eval-episodes", "1", "--no-progress",
+            "--set", "learning_starts=100", "--set", "policy_kwargs.n_components=4"]
+    stopped = sgmmq("train", "Pendulum-v1", "--continuous", "--out", out, *tiny, "--stop-after", "200")
+    assert stopped.returncode == 0, stopped.stderr
+    resumed = sgmmq("train", "--resume", "--out", out, "--eval-episodes", "1", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    model = SGMMQ.load(out / "model.zip")
+    assert isinstance(model.action_space, spaces.Box) and model.num_timesteps == 400
+    assert "Pendulum-v1: score" in resumed.stdout  # evaluated on the Box-action form the model acts in
+    refused = sgmmq("train", "CartPole-v1", "--continuous", "--out", tmp_path / "c", *tiny)
+    assert refused.returncode == 2 and "no continuous form" in refused.stderr

@@ -11,6 +11,8 @@ final_eval_episodes: null # null: the task's eval_episodes
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
     n_components: [8, 32]
+  - method: sgmmq_continuous  # S-GMM-QF on the native Box actions (Box-action tasks only)
+    n_components: [8, 32]
   - method: dqn_zoo       # any of sgmmq.baselines.dense.METHODS; budgets through net_arch ...
     net_arch: [[16, 16], [64, 64]]
   - method: dqn_rigl      # ... or, for the sparse DQNs, live_budget
@@ -33,6 +35,8 @@ from typing import Any
 from sgmmq.envs.tasks import get_task
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
+# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
+SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
 
@@ -42,7 +46,7 @@ class Run:
     """One training run of the sweep: everything a worker needs, JSON-serializable."""
 
     task: str
-    method: str  # "sgmmq" or a baseline of sgmmq.baselines.dense.METHODS
+    method: str  # one of SGMMQ_METHODS or a baseline of sgmmq.baselines.dense.METHODS
     label: str  # the method's name in tables and plots
     budget_key: str | None  # which of BUDGET_KEYS sets the size, or None (the method's default size)
     budget: Any  # its value: an int, or a list of widths
@@ -107,6 +111,7 @@ def check(config: Any, where: str = "config") -> None:
             raise ValueError(f"{where}: '{key}' must be a non-empty list")
     for env_id in config["tasks"]:
         get_task(env_id)  # ValueError naming the known tasks
+    from sgmmq.baselines.dense import CONTINUOUS_METHODS
     for i, entry in enumerate(config["methods"]):
         if not isinstance(entry, dict) or "method" not in entry:
             raise ValueError(f"{where}: methods[{i}] needs a 'method'")
@@ -115,10 +120,15 @@ def check(config: Any, where: str = "config") -> None:
             raise ValueError(f"{where}: methods[{i}] has unknown keys {sorted(unknown)}; known: {sorted(_ENTRY_KEYS)}")
         if sum(key in entry for key in BUDGET_KEYS) > 1:
             raise ValueError(f"{where}: methods[{i}] sets more than one of {BUDGET_KEYS}")
-        if entry["method"] == "sgmmq" and ("net_arch" in entry or "live_budget" in entry):
+        if entry["method"] in SGMMQ_METHODS and ("net_arch" in entry or "live_budget" in entry):
             raise ValueError(f"{where}: methods[{i}]: S-GMM-QF budgets are n_components")
-        if entry["method"] != "sgmmq" and "n_components" in entry:
-            raise ValueError(f"{where}: methods[{i}]: n_components is for method sgmmq only")
+        if entry["method"] not in SGMMQ_METHODS and "n_components" in entry:
+            raise ValueError(f"{where}: methods[{i}]: n_components is for methods {SGMMQ_METHODS} only")
+        if entry["method"] in ("sgmmq_continuous", *CONTINUOUS_METHODS):
+            discrete = [t for t in entry.get("tasks", config["tasks"]) if not get_task(t).has_continuous_form]
+            if discrete:
+                raise ValueError(f"{where}: methods[{i}]: {entry['method']} needs Box-action tasks; "
+                                 f"{discrete} have discrete actions (restrict the entry with 'tasks')")
 
 
 def _per_task(value: Any, env_id: str, default: Any) -> Any:
