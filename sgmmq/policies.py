@@ -72,7 +72,7 @@ class GMMPolicy(BasePolicy):
     :param optimizer_class: a geoopt Riemannian optimizer, or ``"radam"`` / ``"rsgd"``.
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
         (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
-        ``std_bounds``, ``factor_init``, ``factor_signs``).
+        ``std_bounds``, ``factor_init``, ``factor_signs``; continuous actions: ``argmax_steps``).
     """
 
     def __init__(
