@@ -265,8 +265,10 @@ class SGMMQ(OffPolicyAlgorithm):
         (or, with ``double_q``, w.r.t. the current Q)."""
         next_states = self.policy.scale(data.next_observations, check=False)
         snapshot = self.policy.q_net_target
-        if self.double_q:
+        if self.double_q and self.policy.continuous:
             next_value = snapshot.q_sa(next_states, self.policy.q_net.greedy(next_states)[0])
+        elif self.double_q:  # as before continuous actions, to the bit
+            next_value = snapshot(next_states).gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
         else:
             next_value = snapshot.greedy(next_states)[1]
         return data.rewards.reshape(-1) + self._discounts(data) * (1.0 - data.dones.reshape(-1)) * next_value

@@ -214,3 +214,13 @@ def test_cli_trains_evaluates_and_resumes_the_continuous_form(tmp_path):
     assert isinstance(model.action_space, spaces.Box) and model.num_timesteps == 400
     assert "Pendulum-v1: score" in resumed.stdout  # evaluated on the Box-action form the model acts in
     # (CartPole-v1 --continuous, which has no Box form, is refused in tests/test_cli.py)
+
+
+def test_tuning_scores_the_continuous_form():
+    from sgmmq import tuning
+
+    hyperparameters = {"learning_starts": 50, "policy_kwargs": {"n_components": 4}}
+    score = tuning.score(TASKS["Pendulum-v1"], hyperparameters, seed=0, steps=100, eval_episodes=1, continuous=True)
+    assert np.isfinite(score)
+    with pytest.raises(ValueError, match="no continuous form"):
+        tuning.score(TASKS["CartPole-v1"], hyperparameters, seed=0, steps=100, eval_episodes=1, continuous=True)
