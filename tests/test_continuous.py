@@ -136,6 +136,7 @@ def test_pendulum_trains_on_a_vec_env_and_save_load_reproduces_actions(tmp_path)
                         policy_kwargs=dict(n_components=8)))
     assert model.policy.q_net.dim == 4
     model.learn(600)
+    assert sum(born for _, born, _, _ in model.pool_events) > 0  # births at visited (state, action) points
     assert model.replay_buffer.actions.dtype == np.float32 and np.abs(model.replay_buffer.actions).max() <= 1.0
     obs = env.reset()
     actions, _ = model.predict(obs, deterministic=True)
