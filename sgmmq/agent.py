@@ -200,6 +200,8 @@ class SGMMQ(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         check_spaces(self.observation_space, self.action_space)
+        if self.exploration_noise > 0 and not isinstance(self.action_space, spaces.Box):
+            raise ValueError(f"exploration_noise is for Box (continuous) actions, got {self.action_space}; use epsilon")
         if "obs_bounds" not in self.policy_kwargs and self.env is not None:
             self.policy_kwargs = {**self.policy_kwargs, "obs_bounds": _declared_box(self.env, self.observation_space)}
         super()._setup_model()

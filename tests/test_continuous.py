@@ -110,6 +110,11 @@ def test_unsupported_action_spaces_get_a_clear_error(space, message):
         SGMMQ("GMMPolicy", Env())
 
 
+def test_exploration_noise_is_refused_for_discrete_actions():
+    with pytest.raises(ValueError, match="exploration_noise is for Box"):
+        SGMMQ("GMMPolicy", make_vec_env("CartPole-v1"), exploration_noise=0.1)
+
+
 def test_both_forms_of_the_box_action_tasks():
     for env_id in ("Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3"):
         assert isinstance(make_env(env_id).action_space, spaces.Discrete)
