@@ -46,7 +46,8 @@ class SGMMQ(OffPolicyAlgorithm):
     """Online policy iteration with a sparse Gaussian-mixture-model Q-function (Vu & Slavakis).
 
     :param policy: ``"GMMPolicy"`` (or the class).
-    :param env: the environment (a Gymnasium id, env or VecEnv) with a Discrete action space.
+    :param env: the environment (a Gymnasium id, env or VecEnv) with a Discrete or a bounded Box
+        action space (continuous actions: the greedy action is the mixture's maximizer over the box).
     :param learning_rate: step size of the Riemannian optimizer (float or schedule of the remaining
         progress). Default: linear decay 1e-2 -> 1e-3 over training, which kept the final greedy
         policy stable where a constant 1e-2 let it degrade late (CartPole seed 2: 212 -> 500).
@@ -64,6 +65,9 @@ class SGMMQ(OffPolicyAlgorithm):
     :param exploration_fraction: fraction of training over which epsilon decays linearly.
     :param exploration_initial_eps: initial epsilon.
     :param exploration_final_eps: final epsilon.
+    :param exploration_noise: continuous actions only: standard deviation (in the scaled box, width 2)
+        of Gaussian noise added to the greedy action when it is not replaced by a uniform one.
+        Default 0: epsilon-uniform only, the same exploration as the discrete form.
     :param sparsity_lambda: strength of the Hadamard penalty (the L1 strength on ``xi``).
     :param prune_threshold: components with ``|xi_k|`` below this are candidates for removal.
     :param prune_interval: gradient steps between pruning checks.
@@ -86,7 +90,8 @@ class SGMMQ(OffPolicyAlgorithm):
     :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``); 1 is the one-step target.
     :param policy_kwargs: for :class:`GMMPolicy` (``n_components``, ``action_encoding``,
         ``normalized``, ``offset``, ``init_std``, ``std_bounds``, ``factor_init``,
-        ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``).
+        ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``; continuous
+        actions: ``argmax_steps``, the polish steps of the greedy argmax).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"GMMPolicy": GMMPolicy, "MlpPolicy": GMMPolicy}
@@ -108,6 +113,7 @@ class SGMMQ(OffPolicyAlgorithm):
         exploration_fraction: float = 0.2,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.02,
+        exploration_noise: float = 0.0,
         sparsity_lambda: float = 1e-3,
         prune_threshold: float = 1e-2,
         prune_interval: int = 1_000,
@@ -133,6 +139,8 @@ class SGMMQ(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         _check_hyperparameters(locals())
+        if env is not None and not isinstance(env, str):  # before SB3's bare assertions on the spaces
+            check_spaces(env.observation_space, env.action_space)
         super().__init__(
             policy,
             env,
@@ -163,6 +171,7 @@ class SGMMQ(OffPolicyAlgorithm):
         self.exploration_fraction = exploration_fraction
         self.exploration_initial_eps = exploration_initial_eps
         self.exploration_final_eps = exploration_final_eps
+        self.exploration_noise = exploration_noise
         self.sparsity_lambda = sparsity_lambda
         self.prune_threshold = prune_threshold
         self.prune_interval = prune_interval
@@ -191,6 +200,8 @@ class SGMMQ(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         check_spaces(self.observation_space, self.action_space)
+        if self.exploration_noise > 0 and not isinstance(self.action_space, spaces.Box):
+            raise ValueError(f"exploration_noise is for Box (continuous) actions, got {self.action_space}; use epsilon")
         if "obs_bounds" not in self.policy_kwargs and self.env is not None:
             self.policy_kwargs = {**self.policy_kwargs, "obs_bounds": _declared_box(self.env, self.observation_space)}
         super()._setup_model()
@@ -218,13 +229,12 @@ class SGMMQ(OffPolicyAlgorithm):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # the window holds only finite observations (checked in _store_transition)
             states = self.policy.scale(data.observations, check=False)
-            actions = data.actions.long().reshape(-1)
+            actions = self._actions(data)
             if self.target == "snapshot":
                 td_error = q_net.q_sa(states, actions) - self._td_target(data)
             else:  # full Bellman residual: gradient flows through Q(s', pi(s')) too
                 next_states = self.policy.scale(data.next_observations, check=False)
-                with torch.no_grad():
-                    next_actions = self.policy.q_net_target(next_states).argmax(dim=1)
+                next_actions = self.policy.q_net_target.greedy(next_states)[0]
                 both = q_net.q_z(torch.cat([q_net.encode(states, actions), q_net.encode(next_states, next_actions)]))
                 q_sa, q_next = both.split(states.shape[0])
                 td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
@@ -243,6 +253,10 @@ class SGMMQ(OffPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
 
+    def _actions(self, data: Any) -> torch.Tensor:
+        """The window's actions as ``encode`` takes them: indices, or scaled continuous actions."""
+        return data.actions if self.policy.continuous else data.actions.long().reshape(-1)
+
     def _discounts(self, data: Any) -> Any:
         """``gamma``, or ``gamma^k`` per sample for n-step returns (k steps until the episode ended)."""
         return data.discounts.reshape(-1) if data.discounts is not None else self.gamma
@@ -252,11 +266,13 @@ class SGMMQ(OffPolicyAlgorithm):
         """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
         (or, with ``double_q``, w.r.t. the current Q)."""
         next_states = self.policy.scale(data.next_observations, check=False)
-        next_q = self.policy.q_net_target(next_states)
-        if self.double_q:
-            next_value = next_q.gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
+        snapshot = self.policy.q_net_target
+        if self.double_q and self.policy.continuous:
+            next_value = snapshot.q_sa(next_states, self.policy.q_net.greedy(next_states)[0])
+        elif self.double_q:  # as before continuous actions, to the bit
+            next_value = snapshot(next_states).gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
         else:
-            next_value = next_q.max(dim=1).values
+            next_value = snapshot.greedy(next_states)[1]
         return data.rewards.reshape(-1) + self._discounts(data) * (1.0 - data.dones.reshape(-1)) * next_value
 
     def _prune_and_log(self) -> None:
@@ -265,7 +281,7 @@ class SGMMQ(OffPolicyAlgorithm):
         if self.prune_min_support > 0 or self.pool == "adaptive":
             with torch.no_grad():
                 data = self.replay_buffer.sample(self.pool_sample_size, env=self._vec_normalize_env)
-                z = q_net.encode(self.policy.scale(data.observations, check=False), data.actions.long().reshape(-1))
+                z = q_net.encode(self.policy.scale(data.observations, check=False), self._actions(data))
                 judged = support(q_net.bumps(z)) >= self.prune_min_support
         keep = self.pruner.check(q_net.xi, judged)
         if keep is not None:
@@ -315,7 +331,7 @@ class SGMMQ(OffPolicyAlgorithm):
         """``mean_init="data"``: put the means on visited (state, action) points."""
         q_net = self.policy.q_net
         data = self.replay_buffer.sample(q_net.n_components, env=self._vec_normalize_env)
-        z = q_net.encode(self.policy.scale(data.observations), data.actions.long().reshape(-1))
+        z = q_net.encode(self.policy.scale(data.observations), self._actions(data))
         q_net.means.copy_(z)
         self.policy.refresh_snapshot()
         self._means_initialized = True
@@ -332,14 +348,20 @@ class SGMMQ(OffPolicyAlgorithm):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """Greedy action, or with probability epsilon (only when not deterministic) a random one."""
+        """Greedy action, or with probability epsilon (only when not deterministic) a random one;
+        continuous greedy actions get ``exploration_noise`` when not deterministic."""
         if not deterministic and np.random.rand() < self.exploration_rate:
             if self.policy.is_vectorized_observation(observation):
                 action = np.array([self.action_space.sample() for _ in range(np.asarray(observation).shape[0])])
             else:
                 action = np.array(self.action_space.sample())
             return action, state
-        return self.policy.predict(observation, state, episode_start, deterministic)
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if not deterministic and self.exploration_noise > 0 and isinstance(self.action_space, spaces.Box):
+            low, high = self.action_space.low, self.action_space.high
+            noise = np.random.normal(0.0, self.exploration_noise, size=np.shape(action)) * (high - low) / 2
+            action = np.clip(action + noise, low, high).astype(self.action_space.dtype)
+        return action, state
 
     def learn(
         self: SelfSGMMQ,
@@ -467,6 +489,7 @@ def _check_hyperparameters(args: dict[str, Any]) -> None:
         real("exploration_fraction", 0.0, 1.0),
         real("exploration_initial_eps", 0.0, 1.0),
         real("exploration_final_eps", 0.0, 1.0),
+        real("exploration_noise", 0.0),
         real("sparsity_lambda", 0.0),
         real("prune_threshold", 0.0),
         integer("prune_interval", 1),

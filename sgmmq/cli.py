@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="JSON/YAML file of hyperparameters (e.g. written by sgmmq tune)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="hyperparameter override, repeatable; dotted keys reach policy_kwargs")
+    train.add_argument("--continuous", action="store_true",
+                       help="Box-action tasks (Pendulum-v1, ...): act on the native continuous actions, not the declared bins")
     train.add_argument("--checkpoint-every", type=POSITIVE, default=None, help="steps between checkpoints (default 10000)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run checkpointed in --out, with the settings in its run.json")
@@ -143,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampler-seed", type=NATURAL, default=None,
                       help="seed of the sampler, offset by the trials already in the study so that a continued study "
                            "draws new points (default: fresh randomness)")
+    tune.add_argument("--continuous", action="store_true", help="Box-action tasks: tune on the native continuous actions")
 
     bench = command("bench", "Run a parameter-efficiency sweep (tasks x methods x budgets x seeds) from a config file; resumable.\n"
                     "Without a config file (e.g. sgmmq bench --tasks CartPole-v1) it runs sgmmq.benchmark instead.",
@@ -214,12 +217,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
         hyperparameters = runs.read_config(args.config) if args.config else {}
         hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
-        model = runs.build_model(task, seed, hyperparameters)
+        model = runs.build_model(task, seed, hyperparameters, continuous=args.continuous)
         if args.overwrite:
             _clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
         run = {"task": task.env_id, "steps": task.budget if args.steps is None else args.steps, "seed": seed,
-               "checkpoint_every": args.checkpoint_every or 10_000, "hyperparameters": hyperparameters}
+               "checkpoint_every": args.checkpoint_every or 10_000, "hyperparameters": hyperparameters,
+               **({"continuous": True} if args.continuous else {})}
         files.write_json_atomic(out / runs.RUN_FILE, run, indent=2)
         curve = []
     finished = runs.train_run(model, out, run["steps"], run["checkpoint_every"], curve,
@@ -260,6 +264,9 @@ def _resume(args: argparse.Namespace) -> tuple[pathlib.Path, Any, dict[str, Any]
             option = key if key == "task" else "--" + key.replace("_", "-")
             raise ValueError(f"--resume continues the run as recorded in {out / runs.RUN_FILE} ({key} {recorded[key]}); "
                              f"{option} {value} would make it another run (start one with a new --out)")
+    if args.continuous and not run.get("continuous"):
+        raise ValueError(f"--resume continues the run as recorded in {out / runs.RUN_FILE} (discrete actions); "
+                         "--continuous would make it another run (start one with a new --out)")
     task = runs.resolve_task(run["task"])
     try:
         model, curve, exact = runs.load_checkpoint(out / runs.CHECKPOINT_DIR, task, run["seed"], run)
@@ -280,7 +287,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     import imageio.v2 as imageio
 
-    from sgmmq.envs.factory import make_env
+    from sgmmq.envs.factory import is_continuous, make_env
 
     model, task = _load(args.model, args.task, trusted=args.trust_file)
     out = args.out or pathlib.Path(args.model).with_suffix(".gif")
@@ -291,7 +298,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
             raise ValueError("writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif") from None
-    env = make_env(task, seed=args.seed, render_mode="rgb_array")
+    continuous = task.has_continuous_form and is_continuous(model.action_space)
+    env = make_env(task, seed=args.seed, render_mode="rgb_array", continuous=continuous)
     obs, _ = env.reset(seed=args.seed)
     frames, total, done = [env.render()], 0.0, False
     while not done and len(frames) < args.max_frames:
@@ -336,12 +344,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("tune") / task.env_id
     best = tuning.tune(task, out, n_trials=args.trials, steps=task.budget if args.steps is None else args.steps,
                        n_seeds=args.seeds, eval_episodes=args.eval_episodes, storage=args.storage, study_name=args.study,
-                       timeout=args.timeout, sampler_seed=args.sampler_seed)
+                       timeout=args.timeout, sampler_seed=args.sampler_seed,
+                       continuous=args.continuous)
     added = best["added"]
     print(f"this invocation added {len(added)} trial(s): {', '.join(f'{n} ({state})' for n, state in added) or 'none'}; "
           f"the study holds {best['n_trials']}")
     print(f"best normalized score {best['score']:.3f} (trial {best['trial']}); config: {best['config']}")
-    print(f"train with it: sgmmq train {task.env_id} --config {best['config']}")
+    print(f"train with it: sgmmq train {task.env_id} --config {best['config']}" + (" --continuous" if args.continuous else ""))
     return 0
 
 

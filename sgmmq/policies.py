@@ -39,9 +39,17 @@ def optimizer_name(optimizer_class: type[torch.optim.Optimizer] | str) -> type[t
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """Raise a ValueError naming the problem when S-GMM-QF cannot handle a space."""
-    if not isinstance(action_space, spaces.Discrete):
-        hint = " (wrap continuous actions with sgmmq.envs' action discretization)" if isinstance(action_space, spaces.Box) else ""
-        raise ValueError(f"SGMMQ needs a Discrete action space, got {action_space}{hint}")
+    if isinstance(action_space, spaces.Box):
+        if len(action_space.shape) != 1:
+            raise ValueError(f"SGMMQ needs 1-D Box actions, got shape {action_space.shape} (flatten the action space first)")
+        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise ValueError(
+                f"SGMMQ needs a bounded Box action space (finite low and high, to scale actions to [-1, 1]), got {action_space}"
+            )
+        if not np.all(action_space.high > action_space.low):
+            raise ValueError(f"SGMMQ needs high > low in every action coordinate, got {action_space}")
+    elif not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"SGMMQ needs a Discrete or a bounded 1-D Box action space, got {action_space}")
     if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space):
         raise ValueError(f"SGMMQ needs a flat continuous (Box) observation space, got {observation_space}")
     if len(observation_space.shape) != 1:
@@ -71,6 +79,10 @@ def resolve_obs_bounds(observation_space: spaces.Box, obs_bounds: Any = None) ->
 class GMMPolicy(BasePolicy):
     """Greedy policy of an S-GMM-Q-function, with the frozen snapshot used for policy improvement.
 
+    With a Box action space the action is scaled to ``[-1, 1]`` (SB3's ``squash_output``: the
+    window stores scaled actions, ``predict`` maps them back) and the greedy action is the
+    mixture's maximizer over the box (:meth:`GMMQFunction.greedy`).
+
     :param obs_bounds: ``(low, high)``, the fixed box observations are scaled from (to ``[-1, 1]``,
         then clipped). ``None``: the task's declared box (set by SGMMQ) or the space's finite bounds.
     :param lr_schedule: SB3's learning-rate schedule; optional, so that a policy saved alone
@@ -80,13 +92,13 @@ class GMMPolicy(BasePolicy):
         ``"geoopt_rsgd"`` (geoopt's own).
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
         (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
-        ``std_bounds``, ``factor_init``, ``factor_signs``).
+        ``std_bounds``, ``factor_init``, ``factor_signs``; continuous actions: ``argmax_steps``).
     """
 
     def __init__(
         self,
         observation_space: spaces.Box,
-        action_space: spaces.Discrete,
+        action_space: spaces.Discrete | spaces.Box,
         lr_schedule: Schedule | None = None,
         obs_bounds: Any = None,
         optimizer_class: type[torch.optim.Optimizer] | str = "radam",
@@ -104,15 +116,19 @@ class GMMPolicy(BasePolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
             normalize_images=False,
+            squash_output=isinstance(action_space, spaces.Box),
         )
         low, high = resolve_obs_bounds(observation_space, obs_bounds)
         self.obs_bounds = (low.tolist(), high.tolist())
         self.register_buffer("obs_center", torch.as_tensor((high + low) / 2))
         self.register_buffer("obs_half_width", torch.as_tensor((high - low) / 2))
         self.q_kwargs = q_kwargs
-        n_actions = int(action_space.n)
-        self.q_net = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
-        self.q_net_target = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
+        if isinstance(action_space, spaces.Box):
+            actions: dict[str, Any] = {"n_actions": None, "action_dim": int(action_space.shape[0])}
+        else:
+            actions = {"n_actions": int(action_space.n)}
+        self.q_net = GMMQFunction(observation_space.shape[0], **actions, **q_kwargs)
+        self.q_net_target = GMMQFunction(observation_space.shape[0], **actions, **q_kwargs)
         self.refresh_snapshot()
         self.q_net_target.requires_grad_(False)
         self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1) if lr_schedule else 0.0, **self.optimizer_kwargs)
@@ -124,8 +140,12 @@ class GMMPolicy(BasePolicy):
             raise ValueError(f"Observation contains NaN or infinite values: {obs.cpu().numpy()}")
         return ((obs - self.obs_center) / self.obs_half_width).clamp(-1.0, 1.0)
 
+    @property
+    def continuous(self) -> bool:
+        return self.q_net.continuous
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values of every action, ``(B, n_actions)``."""
+        """Q-values of every action, ``(B, n_actions)`` (continuous actions: at the fixed box points)."""
         return self.q_net(self.scale(obs))
 
     def set_training_mode(self, mode: bool) -> None:
@@ -134,6 +154,8 @@ class GMMPolicy(BasePolicy):
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Greedy actions; ``self.forward`` without ``nn.Module.__call__`` (no hooks here, a hot path)."""
+        if self.q_net.continuous:  # scaled to [-1, 1]; predict() unscales (squash_output)
+            return self.q_net.greedy(self.scale(observation))[0]
         return self.q_net.forward(self.scale(observation)).argmax(dim=1).reshape(-1)
 
     def predict(
@@ -150,7 +172,7 @@ class GMMPolicy(BasePolicy):
         """
         shape = self.observation_space.shape
         if not (isinstance(observation, np.ndarray) and observation.ndim in (1, 2) and observation.shape[-1:] == shape
-                and self.device.type == "cpu"):
+                and self.device.type == "cpu" and not self.q_net.continuous):  # continuous: SB3 unscales the action
             return super().predict(observation, state, episode_start, deterministic)
         self.training = False
         with torch.no_grad():

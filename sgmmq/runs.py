@@ -24,6 +24,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
@@ -98,18 +99,20 @@ def resolve_task(env_id: str) -> Task:
     return Task(env_id, obs_low=(), obs_high=(), budget=100_000, score_range=(0.0, 1.0), success_threshold=float("inf"))
 
 
-def make_env(task: Task, seed: int, n_envs: int = 1) -> Any:
+def make_env(task: Task, seed: int, n_envs: int = 1, continuous: bool = False) -> Any:
+    """The task's VecEnv; ``continuous``: its native Box actions instead of the declared discretization."""
     if task.env_id in TASKS:
-        return make_vec_env(task, n_envs=n_envs, seed=seed)
+        return make_vec_env(task, n_envs=n_envs, seed=seed, continuous=continuous)
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
     return sb3_make_vec_env(task.env_id, n_envs=n_envs, seed=seed)
 
 
-def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None) -> SGMMQ:
-    """SGMMQ on the task with its gamma unless overridden; unknown keys are a ValueError."""
+def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None, continuous: bool = False) -> SGMMQ:
+    """SGMMQ on the task (``continuous``: its Box-action form) with its gamma unless overridden;
+    unknown keys are a ValueError."""
     kwargs = {"gamma": task.gamma, **hyperparameters}
-    env = env if env is not None else make_env(task, seed)
+    env = env if env is not None else make_env(task, seed, continuous=continuous)
     try:
         model = SGMMQ("GMMPolicy", env, seed=seed, **kwargs)
     except TypeError as error:  # an unknown keyword: say which, without the traceback
@@ -170,7 +173,8 @@ def save_checkpoint(model: SGMMQ, folder: pathlib.Path, curve: list[tuple[int, f
     parts.mkdir()
     env = model.get_env()
     env_bytes = cloudpickle.dumps(env) if _restorable(env) else None
-    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve)}
+    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve),
+             "continuous": isinstance(model.action_space, spaces.Box)}
     _fault_point("checkpoint:model")
     model.save(parts / MODEL_FILE)
     _fault_point("checkpoint:buffer")
@@ -231,7 +235,7 @@ def load_checkpoint(
     parts = manifest["path"]
     state = cloudpickle.loads((parts / STATE_FILE).read_bytes())
     exact = state["env"] is not None
-    env = cloudpickle.loads(state["env"]) if exact else make_env(task, seed)
+    env = cloudpickle.loads(state["env"]) if exact else make_env(task, seed, continuous=state.get("continuous", False))
     model = SGMMQ.load(parts / MODEL_FILE, env=env, force_reset=not exact)
     model.load_replay_buffer(parts / BUFFER_FILE)
     _set_rng_states(model, state["rng"])

@@ -43,9 +43,9 @@ def sample(trial: Any) -> dict[str, Any]:
     }
 
 
-def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int) -> float:
-    """Normalized mean return of one training run."""
-    model = build_model(task, seed, config)
+def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int, continuous: bool = False) -> float:
+    """Normalized mean return of one training run (``continuous``: on the task's Box-action form)."""
+    model = build_model(task, seed, config, continuous=continuous)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(steps)
     return task.normalize(float(evaluate(model, task, seed, n_episodes=eval_episodes).mean()))
@@ -73,6 +73,7 @@ def tune(
     study_name: str | None = None,
     timeout: float | None = None,
     sampler_seed: int | None = None,
+    continuous: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) the study; write ``out/best.json``; return score, trial, config path and
     the trials this call added.
@@ -106,7 +107,7 @@ def tune(
                 return float(other.value)
         scores = []
         for seed in range(n_seeds):
-            scores.append(score(task, config, seed, steps, eval_episodes))
+            scores.append(score(task, config, seed, steps, eval_episodes, continuous))
             trial.report(float(np.mean(scores)), step=seed)
             if seed < n_seeds - 1 and trial.should_prune():  # a fully evaluated trial is never pruned
                 print(f"trial {trial.number}: pruned after {seed + 1} of {n_seeds} seeds "

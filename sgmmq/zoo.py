@@ -6,11 +6,12 @@
 
 Registers :class:`sgmmq.SGMMQ` as ``"sgmmq"`` in ``rl_zoo3.ALGOS`` before the Zoo parses its
 arguments, and points ``--conf-file`` at ``sgmmq/hyperparams/sgmmq.yml`` (the suite's tasks, the
-continuous ones with their action discretization) unless one is given. Everything else (evaluation
-callback, saving under ``-f``, ``--n-timesteps``, Optuna) is the Zoo's. ``enjoy`` runs the Zoo's
-``rl_zoo3.enjoy`` the same way; it opens the model with the safe loader (``--trust-file`` allows
-unpickling, see README, Sharing models). The Zoo itself still reads the run folder's ``args.yml``
-and ``config.yml`` with its own (unsafe) YAML loader: share model files, not Zoo log folders.
+continuous ones with their action discretization; with ``--continuous``, ``sgmmq_continuous.yml``:
+their native Box actions) unless one is given. Everything else (evaluation callback, saving under
+``-f``, ``--n-timesteps``, Optuna) is the Zoo's. ``enjoy`` runs the Zoo's ``rl_zoo3.enjoy`` the same
+way; it opens the model with the safe loader (``--trust-file`` allows unpickling, see README,
+Sharing models). The Zoo itself still reads the run folder's ``args.yml`` and ``config.yml`` with its
+own (unsafe) YAML loader: share model files, not Zoo log folders.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pathlib
 import sys
 
 HYPERPARAMS = pathlib.Path(__file__).with_name("hyperparams") / "sgmmq.yml"
+CONTINUOUS_HYPERPARAMS = HYPERPARAMS.with_name("sgmmq_continuous.yml")
 
 
 def register(trusted: bool = False) -> None:
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as error:
         print(f"error: the RL Zoo is not installed ({error}); pip install rl_zoo3", file=sys.stderr)
         return 2
+    continuous = "--continuous" in argv
+    argv = [a for a in argv if a != "--continuous"]
     if "--algo" not in argv:
         argv = ["--algo", "sgmmq", *argv]
     if enjoy:
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if "-conf" not in argv and "--conf-file" not in argv and argv[argv.index("--algo") + 1] == "sgmmq":
-        argv += ["--conf-file", str(HYPERPARAMS)]
+        argv += ["--conf-file", str(CONTINUOUS_HYPERPARAMS if continuous else HYPERPARAMS)]
     from rl_zoo3.train import train
 
     sys.argv = ["rl_zoo3.train", *argv]

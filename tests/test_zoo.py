@@ -50,3 +50,19 @@ def test_zoo_enjoy_runs_a_launcher_trained_model_and_refuses_a_hostile_one(tmp_p
     assert not target.exists()
     result = subprocess.run([*enjoy, "--trust-file"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and target.exists(), result.stderr[-3000:]
+
+
+def test_zoo_trains_sgmmq_on_native_box_actions(tmp_path: Path) -> None:
+    from gymnasium import spaces
+
+    from sgmmq import SGMMQ
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "sgmmq.zoo", "--continuous", "--env", "Pendulum-v1", "-n", "300",
+               "--eval-freq", "-1", "--seed", "0", "-f", str(tmp_path), "--num-threads", "1",
+               "--hyperparams", "learning_starts:100", "policy_kwargs:dict(n_components=4)"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sgmmq_continuous.yml" in result.stdout
+    model = SGMMQ.load(tmp_path / "sgmmq" / "Pendulum-v1_1" / "Pendulum-v1.zip")
+    assert isinstance(model.action_space, spaces.Box) and model.policy.q_net.continuous

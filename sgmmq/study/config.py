@@ -11,6 +11,8 @@ final_eval_episodes: null # null: the task's eval_episodes
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
     n_components: [8, 32]
+  - method: sgmmq_continuous  # S-GMM-QF on the native Box actions (Box-action tasks only)
+    n_components: [8, 32]
   - method: dqn_zoo       # any of sgmmq.baselines.dense.METHODS; budgets through net_arch ...
     net_arch: [[16, 16], [64, 64]]
   - method: dqn_rigl      # ... or, for the sparse DQNs, live_budget
@@ -33,6 +35,8 @@ from typing import Any
 from sgmmq.envs.tasks import get_task
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
+# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
+SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
 
@@ -42,7 +46,7 @@ class Run:
     """One training run of the sweep: everything a worker needs, JSON-serializable."""
 
     task: str
-    method: str  # "sgmmq" or a baseline of sgmmq.baselines.dense.METHODS
+    method: str  # one of SGMMQ_METHODS or a baseline of sgmmq.baselines.dense.METHODS
     label: str  # the method's name in tables and plots
     budget_key: str | None  # which of BUDGET_KEYS sets the size, or None (the method's default size)
     budget: Any  # its value: an int, or a list of widths
@@ -133,18 +137,18 @@ def override_keys(method: str) -> set[str]:
     """The hyperparameters a method's ``overrides`` may set: its constructor's keyword arguments."""
     import inspect
 
-    if method == "sgmmq":
+    if method in SGMMQ_METHODS:
         from sgmmq.agent import SGMMQ
 
         classes = [SGMMQ]
         extra: set[str] = set()
     else:
-        from stable_baselines3 import A2C, DQN, PPO
+        from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
         from sgmmq.baselines import dense
         from sgmmq.baselines.sparse import SparseDQN
 
-        classes = {"ppo": [PPO], "a2c": [A2C]}.get(method.split("_")[0], [DQN])
+        classes = {"ppo": [PPO], "a2c": [A2C], "sac": [SAC], "td3": [TD3]}.get(method.split("_")[0], [DQN])
         if method[len("dqn_"):] in dense.SPARSE_METHODS:
             classes = [SparseDQN, DQN]
         extra = set(dense._CONFIG_ONLY_KEYS) - {"provenance", "dropped"}  # noqa: SLF001 -- the same module family
@@ -163,7 +167,7 @@ def _check_overrides(method: str, overrides: Any, where: str) -> None:
             close = difflib.get_close_matches(str(key), known, n=1)
             raise ValueError(f"{where}: {key!r} is not a hyperparameter of {method}"
                              + (f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(known))}"))
-    if method == "sgmmq":  # types and ranges, as the constructor would check them, before any run
+    if method in SGMMQ_METHODS:  # types and ranges, as the constructor would check them, before any run
         import inspect
 
         from sgmmq.agent import SGMMQ, _check_hyperparameters
@@ -188,7 +192,7 @@ def _check_overrides(method: str, overrides: Any, where: str) -> None:
 
 def check(config: Any, where: str = "config") -> None:
     """Raise a ValueError naming the first bad field (``where: field: problem``)."""
-    from sgmmq.baselines.dense import METHODS, SPARSE_METHODS
+    from sgmmq.baselines.dense import CONTINUOUS_METHODS, METHODS, SPARSE_METHODS
 
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a mapping at the top level")
@@ -210,7 +214,7 @@ def check(config: Any, where: str = "config") -> None:
     positive = lambda v: _is_int(v, 1)  # noqa: E731
     for key in ("steps", "eval_every", "eval_episodes", "final_eval_episodes"):
         _check_per_task(config, key, positive, "an integer >= 1", where, nullable=True)
-    known_methods = ("sgmmq", *METHODS)
+    known_methods = (*SGMMQ_METHODS, *METHODS)
     for i, entry in enumerate(config["methods"]):
         at = f"{where}: methods[{i}]"
         if not isinstance(entry, dict) or "method" not in entry:
@@ -235,10 +239,15 @@ def check(config: Any, where: str = "config") -> None:
                 raise ValueError(f"{at}.tasks: {strays} not among this config's tasks {config['tasks']}")
         if sum(key in entry for key in BUDGET_KEYS) > 1:
             raise ValueError(f"{at} sets more than one of {BUDGET_KEYS}")
-        if method == "sgmmq" and ("net_arch" in entry or "live_budget" in entry):
+        if method in SGMMQ_METHODS and ("net_arch" in entry or "live_budget" in entry):
             raise ValueError(f"{at}: S-GMM-QF budgets are n_components")
-        if method != "sgmmq" and "n_components" in entry:
-            raise ValueError(f"{at}: n_components is for method sgmmq only")
+        if method not in SGMMQ_METHODS and "n_components" in entry:
+            raise ValueError(f"{at}: n_components is for methods {SGMMQ_METHODS} only")
+        if method in ("sgmmq_continuous", *CONTINUOUS_METHODS):
+            discrete = [t for t in entry.get("tasks", config["tasks"]) if not get_task(t).has_continuous_form]
+            if discrete:
+                raise ValueError(f"{at}: {method} needs Box-action tasks; "
+                                 f"{discrete} have discrete actions (restrict the entry with 'tasks')")
         sparse = method.startswith("dqn_") and method[len("dqn_"):] in SPARSE_METHODS
         if sparse and "live_budget" not in entry:
             raise ValueError(f"{at}: {method} needs live_budget (a list of live-weight counts)")

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sgmmq.files import write_bytes_atomic, write_json_atomic
-from sgmmq.study.config import Run, expand
+from sgmmq.study.config import SGMMQ_METHODS, Run, expand
 
 RUNS_DIR, MODELS_DIR = "runs", "models"
 
@@ -80,13 +80,13 @@ def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
     from stable_baselines3.common.logger import Logger
 
     logger = Logger(folder=None, output_formats=[])
-    if run.method == "sgmmq":
+    if run.method in SGMMQ_METHODS:
         from sgmmq import runs
 
         hyperparameters = json.loads(json.dumps(run.overrides))
         if run.budget_key == "n_components":
             hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(run.budget)
-        model = runs.build_model(task, run.seed, hyperparameters)
+        model = runs.build_model(task, run.seed, hyperparameters, continuous=run.method == "sgmmq_continuous")
         model.set_logger(logger)
         return model, {"gamma": task.gamma, **hyperparameters}
     from dataclasses import asdict
@@ -142,7 +142,7 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
             "hyperparameters": hyperparameters,
         }
         model_zip = None
-        if run.method == "sgmmq":
+        if run.method in SGMMQ_METHODS:
             final_point["live_components"] = int(model.live_components)
             result["live_components"] = int(model.live_components)
             result["prune_events"] = [list(event) for event in model.prune_events]
