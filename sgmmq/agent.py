@@ -194,6 +194,13 @@ class SGMMQ(OffPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> Any:
+        """Check the spaces as the user gave them, before SB3 transposes an image space (its error
+        would show the transposed shape) or asserts on an unbounded Box."""
+        check_spaces(env.observation_space, env.action_space)
+        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
     @property
     def window_size(self) -> int:
         return self.buffer_size

@@ -172,6 +172,20 @@ def test_unsupported_spaces_are_refused(env, message):
         SGMMQ("GMMPolicy", env)
 
 
+def test_image_space_error_shows_the_shape_the_user_gave():
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\)"):
+        SGMMQ("GMMPolicy", ImageEnv())
+
+
+class UnboundedActionEnv(MultiDiscreteEnv):
+    action_space = spaces.Box(-np.inf, np.inf, (1,), dtype=np.float32)
+
+
+def test_unbounded_box_actions_get_our_error_not_an_assertion():
+    with pytest.raises(ValueError, match="bounded Box action space"):
+        SGMMQ("GMMPolicy", UnboundedActionEnv())
+
+
 def test_infinite_unknown_box_asks_for_obs_bounds():
     class Unbounded(gym.Env):
         observation_space = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)

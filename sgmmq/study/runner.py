@@ -146,6 +146,7 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
             final_point["live_components"] = int(model.live_components)
             result["live_components"] = int(model.live_components)
             result["prune_events"] = [list(event) for event in model.prune_events]
+            result["pool_events"] = [list(event) for event in model.pool_events]  # (step, born, moved, live)
             with tempfile.TemporaryDirectory() as folder:
                 model.save(pathlib.Path(folder) / "model.zip")
                 model_zip = (pathlib.Path(folder) / "model.zip").read_bytes()
