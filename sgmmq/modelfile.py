@@ -115,7 +115,8 @@ def plain_fields(model: Any) -> dict[str, Any]:
     plain: dict[str, Any] = {
         "policy_class": "GMMPolicy",
         "observation_space": {"low": obs_space.low.tolist(), "high": obs_space.high.tolist(), "dtype": str(obs_space.dtype)},
-        "action_space": {"n": int(action_space.n), "start": int(action_space.start)},
+        "action_space": ({"n": int(action_space.n), "start": int(action_space.start)} if isinstance(action_space, spaces.Discrete)
+                         else {"low": action_space.low.tolist(), "high": action_space.high.tolist(), "dtype": str(action_space.dtype)}),
         "train_freq": [int(model.train_freq.frequency), model.train_freq.unit.value],
         "replay_buffer_class": None if buffer is None else [buffer.__module__, buffer.__qualname__],
         "_last_obs": array(model._last_obs),
@@ -179,7 +180,7 @@ def _deque(items: list[Any] | None, data: dict[str, Any]) -> Any:
 def _from_plain(key: str, value: Any, data: dict[str, Any]) -> Any:
     if key == "policy_class":
         return _policy_class(("sgmmq.policies", value))
-    if key == "observation_space":
+    if key == "observation_space" or (key == "action_space" and "low" in value):  # a Box
         dtype = np.dtype(value["dtype"])
         return spaces.Box(np.asarray(value["low"], dtype=dtype), np.asarray(value["high"], dtype=dtype), dtype=dtype)
     if key == "action_space":

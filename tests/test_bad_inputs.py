@@ -55,7 +55,7 @@ CASES = [
     ("sgmmq train CartPole-v1 --out DIR/x --config DIR/missing.yml", "No config file at DIR/missing.yml"),
     ("sgmmq train CartPole-v1 --out DIR/x --config DIR/not-a-mapping.yml", "must hold a mapping of hyperparameters"),
     ("sgmmq train NoSuchTask-v0 --out DIR/x", "Unknown task"),
-    ("sgmmq train BipedalWalker-v3 --out DIR/x", "Discrete action space"),
+    ("sgmmq train CartPole-v1 --continuous --out DIR/x", "no continuous form"),
     ("sgmmq train CartPole-v1 --out RUN", "already holds a run; pass --overwrite"),
     ("sgmmq train", "give a task"),
     # train --resume
