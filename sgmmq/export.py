@@ -102,5 +102,7 @@ def export(model: Any, fmt: str, out: str | pathlib.Path | None = None, trusted:
     if out.exists():
         raise FileExistsError(f"{out} already exists; remove it or choose another --out")
     policy = getattr(model, "policy", model)
+    if policy.q_net.continuous:  # the greedy action is an iterative argmax (GMMQFunction.greedy), not a table lookup
+        raise ValueError("export covers discrete-action models; this model acts on a continuous (Box) action space")
     out.parent.mkdir(parents=True, exist_ok=True)
     return export_npz(policy, out) if fmt == "npz" else export_onnx(policy, out)

@@ -230,3 +230,12 @@ def test_tuning_scores_the_continuous_form():
     assert np.isfinite(score)
     with pytest.raises(ValueError, match="no continuous form"):
         tuning.score(TASKS["CartPole-v1"], hyperparameters, seed=0, steps=100, eval_episodes=1, continuous=True)
+
+
+def test_export_refuses_a_continuous_model_with_a_clear_error(tmp_path):
+    from sgmmq.export import export
+
+    model = SGMMQ("GMMPolicy", "Pendulum-v1", policy_kwargs=dict(n_components=4), seed=0)
+    with pytest.raises(ValueError, match="continuous"):
+        export(model, "npz", tmp_path / "p.npz")
+    assert not (tmp_path / "p.npz").exists()
