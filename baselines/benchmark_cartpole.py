@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sgmmq.baselines.run import train_and_evaluate
-from sgmmq.provenance import machine, versions, write_json_atomic
+from sgmmq.files import write_json_atomic, write_text_atomic
+from sgmmq.provenance import machine, versions
 
 ENV_ID = "CartPole-v1"
 WIDTHS = ([4], [8], [16, 16], [64, 64])  # [256, 256] is dqn_zoo itself
@@ -99,7 +100,7 @@ def write_readme(out: Path, command: str, planned: list[str] | None = None) -> N
     if missing:
         lines += ["", f"Planned but not run yet ({len(missing)}; rerun the command to resume): " + ", ".join(missing) + "."]
     lines.append("")
-    (out / "README.md").write_text("\n".join(lines))
+    write_text_atomic(out / "README.md", "\n".join(lines))
 
 
 def main() -> None:

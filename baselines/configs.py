@@ -240,11 +240,70 @@ SPARSE_DEFAULTS: dict[str, Any] = dict(
     provenance="Graesser et al. 2022 classic-control gin configs (rigl@d39fc7d4), scaled to the budget",
 )
 
-ZOO: dict[str, dict[str, dict[str, Any]]] = {"dqn": DQN_ZOO, "ppo": PPO_ZOO, "a2c": A2C_ZOO}
+# LunarLanderContinuous-v3's discretized form (3 throttles per engine, 9 actions) has no zoo row for
+# the discrete-action algorithms: it borrows LunarLander-v3's (same observations, same rewards).
+for _rows, _name in ((DQN_ZOO, "dqn"), (PPO_ZOO, "ppo"), (A2C_ZOO, "a2c")):
+    _rows["LunarLanderContinuous-v3"] = dict(
+        copy.deepcopy(_rows["LunarLander-v3"]),
+        provenance=f"no zoo row for the discretized form; borrowed {_rows['LunarLander-v3']['provenance']}",
+    )
+
+# hyperparams/sac.yml and td3.yml of rl_zoo3 2.9.2 (the installed package), for the native Box
+# actions of the continuous tasks (``baselines.dense`` builds them on ``make_vec_env(continuous=True)``).
+# ``noise_type``/``noise_std`` are the zoo's action-noise keys (turned into SB3 action noise).
+SAC_ZOO: dict[str, dict[str, Any]] = {
+    "Pendulum-v1": dict(n_timesteps=20_000, learning_rate=1e-3, provenance="rl_zoo3 2.9.2 sac.yml Pendulum-v1"),
+    "MountainCarContinuous-v0": dict(
+        n_timesteps=50_000,
+        learning_rate=3e-4,
+        buffer_size=50_000,
+        batch_size=512,
+        ent_coef=0.1,
+        train_freq=32,
+        gradient_steps=32,
+        gamma=0.9999,
+        tau=0.01,
+        learning_starts=0,
+        use_sde=True,
+        policy_kwargs=dict(log_std_init=-3.67, net_arch=[64, 64], use_expln=True),
+        provenance="rl_zoo3 2.9.2 sac.yml MountainCarContinuous-v0 (Tuned)",
+    ),
+    "LunarLanderContinuous-v3": dict(
+        n_timesteps=500_000,
+        batch_size=256,
+        learning_rate="lin_7.3e-4",
+        buffer_size=1_000_000,
+        ent_coef="auto",
+        gamma=0.99,
+        tau=0.01,
+        train_freq=1,
+        gradient_steps=1,
+        learning_starts=10_000,
+        policy_kwargs=dict(net_arch=[400, 300]),
+        provenance="rl_zoo3 2.9.2 sac.yml LunarLanderContinuous-v3",
+    ),
+}
+_TD3_COMMON = dict(gradient_steps=1, train_freq=1, learning_rate=1e-3, policy_kwargs=dict(net_arch=[400, 300]))
+TD3_ZOO: dict[str, dict[str, Any]] = {
+    "Pendulum-v1": dict(
+        _TD3_COMMON, n_timesteps=20_000, gamma=0.98, buffer_size=200_000, learning_starts=10_000,
+        noise_type="normal", noise_std=0.1, provenance="rl_zoo3 2.9.2 td3.yml Pendulum-v1",
+    ),
+    "MountainCarContinuous-v0": dict(
+        _TD3_COMMON, n_timesteps=300_000, batch_size=256, noise_type="ornstein-uhlenbeck", noise_std=0.5,
+        provenance="rl_zoo3 2.9.2 td3.yml MountainCarContinuous-v0",
+    ),
+    "LunarLanderContinuous-v3": dict(
+        _TD3_COMMON, n_timesteps=300_000, gamma=0.98, buffer_size=200_000, learning_starts=10_000,
+        noise_type="normal", noise_std=0.1, provenance="rl_zoo3 2.9.2 td3.yml LunarLanderContinuous-v3",
+    ),
+}
+
+ZOO: dict[str, dict[str, dict[str, Any]]] = {"dqn": DQN_ZOO, "ppo": PPO_ZOO, "a2c": A2C_ZOO, "sac": SAC_ZOO, "td3": TD3_ZOO}
 
 
 def zoo_config(algo: str, env_id: str) -> dict[str, Any]:
-    """A deep copy of the zoo row (``algo`` in dqn/ppo/a2c) for ``env_id``."""
+    """A deep copy of the zoo row (``algo`` in dqn/ppo/a2c/sac/td3) for ``env_id``."""
     try:
         return copy.deepcopy(ZOO[algo][env_id])
     except KeyError:

@@ -8,11 +8,13 @@
   features extractor). S-GMM-QF: the model's own ``num_parameters()`` (live components x
   (1 + D + D(D+1)/2)). "Live" rather than a literal count of nonzeros because a fresh PPO has
   zero-initialized biases and RigL/SET regrow connections at exactly zero; those are still
-  parameters the method trains. ``nonzero`` gives the literal count alongside.
+  parameters the method trains. ``nonzero`` gives the literal count alongside. SAC/TD3: the actor
+  (the acting network, as for PPO/A2C).
 - ``training``: the trainable numbers the learner keeps and updates during training. DQN: the
   online net's trainable entries (mask-live ones when sparse) plus the target copy of them.
-  PPO/A2C: actor plus critic. S-GMM-QF: ``num_training_parameters()``.
-- ``critic`` (PPO/A2C only): the value network, reported separately.
+  PPO/A2C: actor plus critic. SAC/TD3: actor and critics plus their target copies.
+  S-GMM-QF: ``num_training_parameters()``.
+- ``critic`` (PPO/A2C/SAC/TD3 only): the value or Q networks, reported separately.
 - ``dense``: every entry of the acting network, zero or not (the size before sparsification).
 - ``nonzero``: the literal count of nonzero entries of the acting network.
 - ``mask_live`` (sparse DQN only): entries the masks keep (equal to ``inference``).
@@ -54,6 +56,19 @@ def count_parameters(model: Any) -> dict[str, int]:
         if masks:
             counts["mask_live"] = live
         return counts
+
+    if hasattr(policy, "actor") and hasattr(policy, "critic"):  # SAC, TD3: the actor acts
+        actor = [p for p in policy.actor.parameters() if p.requires_grad]
+        critic = [p for p in policy.critic.parameters() if p.requires_grad]
+        targets = [p for name in ("actor_target", "critic_target") if getattr(policy, name, None) is not None
+                   for p in getattr(policy, name).parameters()]
+        return {
+            "inference": _numel(actor),
+            "critic": _numel(critic),
+            "training": _numel(actor) + _numel(critic) + _numel(targets),
+            "nonzero": _nonzero(actor),
+            "dense": _numel(actor),
+        }
 
     if hasattr(policy, "mlp_extractor"):  # ActorCriticPolicy (PPO, A2C)
         actor, critic = {}, {}

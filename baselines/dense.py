@@ -5,6 +5,8 @@ Methods:
 - ``dqn_zoo``: DQN with the RL Zoo row of ``baselines.configs.DQN_ZOO``;
 - ``dqn_sb3``: DQN with SB3's defaults (net [64, 64]) at the task's common budget;
 - ``ppo_zoo`` / ``a2c_zoo``: PPO / A2C with the RL Zoo rows;
+- ``sac_zoo`` / ``td3_zoo``: SAC / TD3 with the RL Zoo rows, on the task's native Box actions
+  (Box-action tasks only: Pendulum-v1, MountainCarContinuous-v0, LunarLanderContinuous-v3);
 - ``dqn_static`` / ``dqn_gmp`` / ``dqn_set`` / ``dqn_rigl``: ``baselines.sparse.SparseDQN`` with the
   task's zoo DQN row on ``SPARSE_DEFAULTS["net_arch"]`` at a ``live_budget``.
 
@@ -19,7 +21,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from stable_baselines3 import A2C, DQN, PPO
+import numpy as np
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
@@ -31,8 +35,10 @@ from sgmmq.envs.factory import make_vec_env
 from sgmmq.envs.tasks import Task, get_task
 
 DENSE_METHODS = ("dqn_zoo", "dqn_sb3", "ppo_zoo", "a2c_zoo")
-METHODS = DENSE_METHODS + tuple(f"dqn_{m}" for m in SPARSE_METHODS)
-_CONFIG_ONLY_KEYS = ("n_timesteps", "n_envs", "normalize", "provenance", "dropped")
+CONTINUOUS_METHODS = ("sac_zoo", "td3_zoo")  # they act on the native Box actions
+METHODS = DENSE_METHODS + CONTINUOUS_METHODS + tuple(f"dqn_{m}" for m in SPARSE_METHODS)
+_CONFIG_ONLY_KEYS = ("n_timesteps", "n_envs", "normalize", "provenance", "dropped", "noise_type", "noise_std")
+_NOISES = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
 
 
 @dataclass
@@ -70,7 +76,7 @@ def resolve_config(
         raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}")
     if method == "dqn_sb3":
         config = dict(copy.deepcopy(DQN_SB3_DEFAULTS), n_timesteps=task.budget)
-    elif method in ("dqn_zoo", "ppo_zoo", "a2c_zoo"):
+    elif method in ("dqn_zoo", "ppo_zoo", "a2c_zoo", *CONTINUOUS_METHODS):
         config = zoo_config(method.split("_")[0], task.env_id)
     else:  # sparse DQN: zoo row, SPARSE_DEFAULTS on top
         config = zoo_config("dqn", task.env_id)
@@ -103,10 +109,16 @@ def build_model(
     n_envs = int(config.get("n_envs", 1))
     normalize = bool(config.get("normalize", False))
     kwargs = {k: _schedule(v) for k, v in config.items() if k not in _CONFIG_ONLY_KEYS}
-    env: VecEnv = make_vec_env(task, n_envs=n_envs, seed=seed, scale_obs=scale_obs)
+    continuous = method in CONTINUOUS_METHODS
+    env: VecEnv = make_vec_env(task, n_envs=n_envs, seed=seed, scale_obs=scale_obs, continuous=continuous)
+    if "noise_type" in config:  # the zoo's action noise: sigma = noise_std in every action coordinate
+        n_actions = env.action_space.shape[0]
+        kwargs["action_noise"] = _NOISES[config["noise_type"]](
+            mean=np.zeros(n_actions), sigma=float(config["noise_std"]) * np.ones(n_actions)
+        )
     if normalize:  # the zoo's VecNormalize: obs and reward, gamma of the algorithm
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
-    algo = {"dqn": DQN, "ppo": PPO, "a2c": A2C}[method.split("_")[0]]
+    algo = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}[method.split("_")[0]]
     if method[len("dqn_"):] in SPARSE_METHODS and method.startswith("dqn_"):
         algo = SparseDQN
     model = algo("MlpPolicy", env, seed=seed, verbose=verbose, **kwargs)

@@ -24,7 +24,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sgmmq.baselines.counting import count_parameters
 from sgmmq.baselines.dense import METHODS, build_model
-from sgmmq.envs.factory import make_env
+from sgmmq.envs.factory import is_continuous, make_env
 from sgmmq.envs.tasks import Task, get_task
 
 EVAL_SEED_OFFSET = 100_000
@@ -32,7 +32,8 @@ EVAL_SEED_OFFSET = 100_000
 
 def evaluate(model: Any, task: Task, seed: int, n_episodes: int | None = None, scale_obs: bool = False) -> np.ndarray:
     """Returns of deterministic episodes on an env seeded ``seed + EVAL_SEED_OFFSET``."""
-    env = DummyVecEnv([lambda: make_env(task, seed=seed + EVAL_SEED_OFFSET, scale_obs=scale_obs)])
+    continuous = task.has_continuous_form and is_continuous(model.action_space)  # the form the model acts in
+    env = DummyVecEnv([lambda: make_env(task, seed=seed + EVAL_SEED_OFFSET, scale_obs=scale_obs, continuous=continuous)])
     train_env = model.get_vec_normalize_env()
     if train_env is not None:
         env = VecNormalize(env, training=False, norm_reward=False)

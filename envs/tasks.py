@@ -23,9 +23,16 @@ class Task:
     score_range: tuple[float, float]  # (random-ish, solved) used to normalize scores to [0, 1]
     success_threshold: float  # gymnasium's reward_threshold where it declares one
     eval_episodes: int = 20  # deterministic episodes per evaluation (ours; the zoo uses 5 during training)
-    action_bins: int | None = None  # continuous actions only: discretization bins
+    action_bins: int | None = None  # continuous actions only: discretization bins (the discretized form)
     gamma: float = 0.99
     notes: str = field(default="", compare=False)
+    make_id: str | None = None  # the Gymnasium id to make, when the task id is not registered itself
+    make_kwargs: tuple[tuple[str, object], ...] = ()  # keyword arguments for gym.make
+
+    @property
+    def has_continuous_form(self) -> bool:
+        """A Box-action task (declared with ``action_bins``): it runs discretized or continuous."""
+        return self.action_bins is not None
 
     @property
     def box(self) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +119,20 @@ TASKS: dict[str, Task] = {
             score_range=(-50.0, 90.0),
             success_threshold=90.0,  # gymnasium reward_threshold
             action_bins=5,  # ours: forces -1, -0.5, 0, 0.5, 1 (envs.wrappers.DiscretizeAction)
+        ),
+        Task(
+            "LunarLanderContinuous-v3",
+            # LunarLander-v3 with continuous=True (main and lateral engine throttles in [-1, 1]);
+            # gymnasium 1.x no longer registers a separate id. Same observations: LunarLander's box.
+            obs_low=(-1.1, -0.5, -2.0, -2.0, -3.1415927, -5.0, 0.0, 0.0),
+            obs_high=(1.1, 1.75, 2.0, 1.0, 3.1415927, 5.0, 1.0, 1.0),
+            # RL Zoo sac.yml / td3.yml LunarLanderContinuous budget is 5e5; ours, as LunarLander-v3's.
+            budget=100_000,
+            score_range=(-200.0, 200.0),  # as LunarLander-v3
+            success_threshold=200.0,  # gymnasium reward_threshold
+            action_bins=3,  # ours: throttles -1, 0, 1 per engine, 9 joint actions (discretized form)
+            make_id="LunarLander-v3",
+            make_kwargs=(("continuous", True),),
         ),
     ]
 }

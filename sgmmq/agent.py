@@ -14,9 +14,7 @@ are removed.
 from __future__ import annotations
 
 import io
-import json
 import pathlib
-import zipfile
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -29,6 +27,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule
 
+from sgmmq import modelfile
 from sgmmq.envs import TASKS
 from sgmmq.mixture import MEAN_INITS
 from sgmmq.policies import GMMPolicy, check_spaces
@@ -39,14 +38,16 @@ SelfSGMMQ = TypeVar("SelfSGMMQ", bound="SGMMQ")
 
 TARGETS = ("snapshot", "residual")
 LOSSES = ("squared", "huber")
-FORMAT_VERSION = 1
+FORMAT_VERSION = modelfile.FORMAT_VERSION  # 2: every pickled field also saved as plain JSON (sgmmq.modelfile)
+PLAIN_KEY = modelfile.PLAIN_KEY
 
 
 class SGMMQ(OffPolicyAlgorithm):
     """Online policy iteration with a sparse Gaussian-mixture-model Q-function (Vu & Slavakis).
 
     :param policy: ``"GMMPolicy"`` (or the class).
-    :param env: the environment (a Gymnasium id, env or VecEnv) with a Discrete action space.
+    :param env: the environment (a Gymnasium id, env or VecEnv) with a Discrete or a bounded Box
+        action space (continuous actions: the greedy action is the mixture's maximizer over the box).
     :param learning_rate: step size of the Riemannian optimizer (float or schedule of the remaining
         progress). Default: linear decay 1e-2 -> 1e-3 over training, which kept the final greedy
         policy stable where a constant 1e-2 let it degrade late (CartPole seed 2: 212 -> 500).
@@ -64,6 +65,9 @@ class SGMMQ(OffPolicyAlgorithm):
     :param exploration_fraction: fraction of training over which epsilon decays linearly.
     :param exploration_initial_eps: initial epsilon.
     :param exploration_final_eps: final epsilon.
+    :param exploration_noise: continuous actions only: standard deviation (in the scaled box, width 2)
+        of Gaussian noise added to the greedy action when it is not replaced by a uniform one.
+        Default 0: epsilon-uniform only, the same exploration as the discrete form.
     :param sparsity_lambda: strength of the Hadamard penalty (the L1 strength on ``xi``).
     :param prune_threshold: components with ``|xi_k|`` below this are candidates for removal.
     :param prune_interval: gradient steps between pruning checks.
@@ -86,7 +90,8 @@ class SGMMQ(OffPolicyAlgorithm):
     :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``); 1 is the one-step target.
     :param policy_kwargs: for :class:`GMMPolicy` (``n_components``, ``action_encoding``,
         ``normalized``, ``offset``, ``init_std``, ``std_bounds``, ``factor_init``,
-        ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``).
+        ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``; continuous
+        actions: ``argmax_steps``, the polish steps of the greedy argmax).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"GMMPolicy": GMMPolicy, "MlpPolicy": GMMPolicy}
@@ -108,6 +113,7 @@ class SGMMQ(OffPolicyAlgorithm):
         exploration_fraction: float = 0.2,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.02,
+        exploration_noise: float = 0.0,
         sparsity_lambda: float = 1e-3,
         prune_threshold: float = 1e-2,
         prune_interval: int = 1_000,
@@ -133,6 +139,8 @@ class SGMMQ(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         _check_hyperparameters(locals())
+        if env is not None and not isinstance(env, str):  # before SB3's bare assertions on the spaces
+            check_spaces(env.observation_space, env.action_space)
         super().__init__(
             policy,
             env,
@@ -163,6 +171,7 @@ class SGMMQ(OffPolicyAlgorithm):
         self.exploration_fraction = exploration_fraction
         self.exploration_initial_eps = exploration_initial_eps
         self.exploration_final_eps = exploration_final_eps
+        self.exploration_noise = exploration_noise
         self.sparsity_lambda = sparsity_lambda
         self.prune_threshold = prune_threshold
         self.prune_interval = prune_interval
@@ -185,12 +194,21 @@ class SGMMQ(OffPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> Any:
+        """Check the spaces as the user gave them, before SB3 transposes an image space (its error
+        would show the transposed shape) or asserts on an unbounded Box."""
+        check_spaces(env.observation_space, env.action_space)
+        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
     @property
     def window_size(self) -> int:
         return self.buffer_size
 
     def _setup_model(self) -> None:
         check_spaces(self.observation_space, self.action_space)
+        if self.exploration_noise > 0 and not isinstance(self.action_space, spaces.Box):
+            raise ValueError(f"exploration_noise is for Box (continuous) actions, got {self.action_space}; use epsilon")
         if "obs_bounds" not in self.policy_kwargs and self.env is not None:
             self.policy_kwargs = {**self.policy_kwargs, "obs_bounds": _declared_box(self.env, self.observation_space)}
         super()._setup_model()
@@ -218,13 +236,12 @@ class SGMMQ(OffPolicyAlgorithm):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # the window holds only finite observations (checked in _store_transition)
             states = self.policy.scale(data.observations, check=False)
-            actions = data.actions.long().reshape(-1)
+            actions = self._actions(data)
             if self.target == "snapshot":
                 td_error = q_net.q_sa(states, actions) - self._td_target(data)
             else:  # full Bellman residual: gradient flows through Q(s', pi(s')) too
                 next_states = self.policy.scale(data.next_observations, check=False)
-                with torch.no_grad():
-                    next_actions = self.policy.q_net_target(next_states).argmax(dim=1)
+                next_actions = self.policy.q_net_target.greedy(next_states)[0]
                 both = q_net.q_z(torch.cat([q_net.encode(states, actions), q_net.encode(next_states, next_actions)]))
                 q_sa, q_next = both.split(states.shape[0])
                 td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
@@ -243,6 +260,10 @@ class SGMMQ(OffPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
 
+    def _actions(self, data: Any) -> torch.Tensor:
+        """The window's actions as ``encode`` takes them: indices, or scaled continuous actions."""
+        return data.actions if self.policy.continuous else data.actions.long().reshape(-1)
+
     def _discounts(self, data: Any) -> Any:
         """``gamma``, or ``gamma^k`` per sample for n-step returns (k steps until the episode ended)."""
         return data.discounts.reshape(-1) if data.discounts is not None else self.gamma
@@ -252,11 +273,13 @@ class SGMMQ(OffPolicyAlgorithm):
         """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
         (or, with ``double_q``, w.r.t. the current Q)."""
         next_states = self.policy.scale(data.next_observations, check=False)
-        next_q = self.policy.q_net_target(next_states)
-        if self.double_q:
-            next_value = next_q.gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
+        snapshot = self.policy.q_net_target
+        if self.double_q and self.policy.continuous:
+            next_value = snapshot.q_sa(next_states, self.policy.q_net.greedy(next_states)[0])
+        elif self.double_q:  # as before continuous actions, to the bit
+            next_value = snapshot(next_states).gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
         else:
-            next_value = next_q.max(dim=1).values
+            next_value = snapshot.greedy(next_states)[1]
         return data.rewards.reshape(-1) + self._discounts(data) * (1.0 - data.dones.reshape(-1)) * next_value
 
     def _prune_and_log(self) -> None:
@@ -265,7 +288,7 @@ class SGMMQ(OffPolicyAlgorithm):
         if self.prune_min_support > 0 or self.pool == "adaptive":
             with torch.no_grad():
                 data = self.replay_buffer.sample(self.pool_sample_size, env=self._vec_normalize_env)
-                z = q_net.encode(self.policy.scale(data.observations, check=False), data.actions.long().reshape(-1))
+                z = q_net.encode(self.policy.scale(data.observations, check=False), self._actions(data))
                 judged = support(q_net.bumps(z)) >= self.prune_min_support
         keep = self.pruner.check(q_net.xi, judged)
         if keep is not None:
@@ -315,7 +338,7 @@ class SGMMQ(OffPolicyAlgorithm):
         """``mean_init="data"``: put the means on visited (state, action) points."""
         q_net = self.policy.q_net
         data = self.replay_buffer.sample(q_net.n_components, env=self._vec_normalize_env)
-        z = q_net.encode(self.policy.scale(data.observations), data.actions.long().reshape(-1))
+        z = q_net.encode(self.policy.scale(data.observations), self._actions(data))
         q_net.means.copy_(z)
         self.policy.refresh_snapshot()
         self._means_initialized = True
@@ -332,14 +355,20 @@ class SGMMQ(OffPolicyAlgorithm):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """Greedy action, or with probability epsilon (only when not deterministic) a random one."""
+        """Greedy action, or with probability epsilon (only when not deterministic) a random one;
+        continuous greedy actions get ``exploration_noise`` when not deterministic."""
         if not deterministic and np.random.rand() < self.exploration_rate:
             if self.policy.is_vectorized_observation(observation):
                 action = np.array([self.action_space.sample() for _ in range(np.asarray(observation).shape[0])])
             else:
                 action = np.array(self.action_space.sample())
             return action, state
-        return self.policy.predict(observation, state, episode_start, deterministic)
+        action, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if not deterministic and self.exploration_noise > 0 and isinstance(self.action_space, spaces.Box):
+            low, high = self.action_space.low, self.action_space.high
+            noise = np.random.normal(0.0, self.exploration_noise, size=np.shape(action)) * (high - low) / 2
+            action = np.clip(action + noise, low, high).astype(self.action_space.dtype)
+        return action, state
 
     def learn(
         self: SelfSGMMQ,
@@ -382,48 +411,111 @@ class SGMMQ(OffPolicyAlgorithm):
         # torch's Optimizer.load_state_dict turns geoopt's integer ``step`` into a float tensor,
         # which moves Adam's bias correction in the last bits: resumed training would drift.
         for state in self.policy.optimizer.state.values():
-            if isinstance(state.get("step"), torch.Tensor):
+            if isinstance(state.get("step"), torch.Tensor) and state["step"].dim() == 0:  # sgmmq.optim's are per component
                 state["step"] = int(state["step"].item())
 
+    def save(self, path: str | pathlib.Path | io.BufferedIOBase, exclude: Any = None, include: Any = None) -> None:
+        """SB3's zip, plus a plain-JSON copy of every field SB3 pickles (read by the safe loader)."""
+        self.sgmmq_format_version = FORMAT_VERSION
+        self.sgmmq_plain = modelfile.plain_fields(self)
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            del self.sgmmq_plain
+
     @classmethod
-    def load(cls, path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> SGMMQ:  # type: ignore[override]
-        """SB3's ``load``, after checking the file is an SGMMQ save this version can read."""
-        _check_save_file(path)
-        return super().load(path, *args, **kwargs)
+    def load(  # type: ignore[override]
+        cls,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> SGMMQ:
+        """SB3's ``load``, without unpickling anything from the file unless ``trusted=True``.
+
+        A shared model file can carry code in a pickle; by default each pickled field is rebuilt
+        from plain values instead (:mod:`sgmmq.modelfile`) and tensors load ``weights_only``. A
+        file that cannot be read that way raises a ValueError naming the field; ``trusted=True``
+        unpickles it as SB3 does, for files from a source you trust.
+        """
+        raw, name = modelfile.read_archive(path)
+        data = modelfile.read_data(raw, name)
+        version = modelfile.check_version(data, name)
+        objects = {PLAIN_KEY: None}
+        if not trusted:
+            modelfile.check_tensors(raw, name)
+            objects = modelfile.safe_objects(data, version, name, given=custom_objects or {})
+        objects.update(custom_objects or {})
+        model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        model.__dict__.pop(PLAIN_KEY, None)
+        return model
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_hyperparameters(args: dict[str, Any]) -> None:
-    """Raise a ValueError naming the first nonsensical hyperparameter."""
-    problems = [
-        (not callable(args["learning_rate"]) and not args["learning_rate"] > 0, "learning_rate must be > 0"),
-        (args["batch_size"] < 1, "batch_size must be >= 1"),
-        (args["window_size"] < args["batch_size"], "window_size must be >= batch_size (the mini-batch is drawn from the window)"),
-        (args["learning_starts"] < 0, "learning_starts must be >= 0"),
-        (not 0.0 <= args["gamma"] <= 1.0, "gamma must be in [0, 1]"),
-        (args["target"] not in TARGETS, f"target must be one of {TARGETS}"),
-        (args["target_update_interval"] < 1, "target_update_interval must be >= 1"),
-        (not 0.0 <= args["exploration_fraction"] <= 1.0, "exploration_fraction must be in [0, 1]"),
-        (not 0.0 <= args["exploration_initial_eps"] <= 1.0, "exploration_initial_eps must be in [0, 1]"),
-        (not 0.0 <= args["exploration_final_eps"] <= 1.0, "exploration_final_eps must be in [0, 1]"),
-        (args["sparsity_lambda"] < 0, "sparsity_lambda must be >= 0"),
-        (args["prune_threshold"] < 0, "prune_threshold must be >= 0"),
-        (args["prune_interval"] < 1, "prune_interval must be >= 1"),
-        (args["prune_patience"] < 1, "prune_patience must be >= 1"),
-        (args["mean_init"] not in MEAN_INITS, f"mean_init must be one of {MEAN_INITS}"),
-        (args["pool"] not in POOLS, f"pool must be one of {POOLS}"),
-        (not args["prune_min_support"] >= 0, "prune_min_support must be >= 0"),
-        (args["pool_sample_size"] < 1, "pool_sample_size must be >= 1"),
-        (args["max_births"] < 0, "max_births must be >= 0"),
-        (not args["birth_gain"] >= 0, "birth_gain must be >= 0"),
-        (not args["birth_threshold"] >= 0, "birth_threshold must be >= 0"),
-        (args["loss"] not in LOSSES, f"loss must be one of {LOSSES}"),
-        (not isinstance(args["double_q"], bool), "double_q must be True or False"),
-        (args["n_steps"] < 1, "n_steps must be >= 1"),
+    """Raise a ValueError naming the first nonsensical hyperparameter (wrong type or out of range).
+
+    Each check is a function of the arguments, run in order, so a wrong type is reported as such
+    instead of failing inside a later comparison (``"0.01" > 0`` is a TypeError without a name)."""
+
+    def integer(name: str, minimum: int) -> tuple[str, Any, str]:
+        return name, lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}"
+
+    def real(name: str, low: float, high: float = float("inf")) -> tuple[str, Any, str]:
+        span = f">= {low}" if high == float("inf") else f"in [{low}, {high}]"
+        return name, lambda v: _is_real(v) and low <= v <= high, f"a number {span}"
+
+    def choice(name: str, options: tuple[str, ...]) -> tuple[str, Any, str]:
+        return name, lambda v: isinstance(v, str) and v in options, f"one of {options}"
+
+    checks = [
+        ("learning_rate", lambda v: callable(v) or (_is_real(v) and v > 0), "a number > 0 or a schedule (a callable)"),
+        integer("batch_size", 1),
+        integer("window_size", 1),
+        ("window_size", lambda v: v >= args["batch_size"], "at least batch_size (the mini-batch is drawn from the window)"),
+        integer("learning_starts", 0),
+        real("gamma", 0.0, 1.0),
+        ("train_freq", lambda v: (_is_int(v) and v >= 1) or (isinstance(v, (tuple, list)) and len(v) == 2 and _is_int(v[0])
+                                                           and v[0] >= 1 and v[1] in ("step", "episode")),
+         "an integer >= 1 or a pair (n, 'step' or 'episode')"),
+        ("gradient_steps", lambda v: _is_int(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 (as many as environment steps)"),
+        choice("target", TARGETS),
+        integer("target_update_interval", 1),
+        real("exploration_fraction", 0.0, 1.0),
+        real("exploration_initial_eps", 0.0, 1.0),
+        real("exploration_final_eps", 0.0, 1.0),
+        real("exploration_noise", 0.0),
+        real("sparsity_lambda", 0.0),
+        real("prune_threshold", 0.0),
+        integer("prune_interval", 1),
+        integer("prune_patience", 1),
+        choice("mean_init", MEAN_INITS),
+        choice("pool", POOLS),
+        real("prune_min_support", 0.0),
+        integer("pool_sample_size", 1),
+        integer("max_births", 0),
+        real("birth_gain", 0.0),
+        real("birth_threshold", 0.0),
+        choice("loss", LOSSES),
+        ("double_q", lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+        integer("n_steps", 1),
+        ("policy_kwargs", lambda v: v is None or isinstance(v, dict), "a dict of GMMPolicy arguments or None"),
     ]
-    for bad, message in problems:
-        if bad:
-            name = message.split()[0]
-            raise ValueError(f"{message}, got {name}={args[name]!r}")
+    for name, ok, expected in checks:
+        if not ok(args[name]):
+            raise ValueError(f"{name} must be {expected}, got {name}={args[name]!r}")
 
 
 def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
@@ -436,29 +528,3 @@ def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
     if task is None or len(task.obs_low) != observation_space.shape[0]:
         return None
     return [list(task.obs_low), list(task.obs_high)]
-
-
-def _check_save_file(path: str | pathlib.Path | io.BufferedIOBase) -> None:
-    if isinstance(path, (str, pathlib.Path)):
-        path = pathlib.Path(path)
-        if not path.exists() and path.with_suffix(".zip").exists():
-            path = path.with_suffix(".zip")
-        if not path.exists():
-            raise FileNotFoundError(f"No saved model at {path}")
-    position = path.tell() if isinstance(path, io.IOBase) else None
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not an SB3/SGMMQ save file (not a zip archive; corrupt or truncated?)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not a readable SB3 save file: {error}") from None
-    if position is not None:
-        path.seek(position)
-    version = data.get("sgmmq_format_version")
-    if version is None:
-        policy = data.get("policy_class", {})
-        origin = policy.get("__module__", "another algorithm") if isinstance(policy, dict) else "another algorithm"
-        raise ValueError(f"{path} was not saved by SGMMQ (its policy comes from {origin}); load it with that algorithm")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{path} was saved in SGMMQ format version {version}; this sgmmq reads up to {FORMAT_VERSION}: upgrade sgmmq")

@@ -36,7 +36,8 @@ from sgmmq.baselines.counting import count_parameters
 from sgmmq.baselines.run import evaluate, score_summary, train_and_evaluate
 from sgmmq.envs import Task, get_task
 from sgmmq.envs.factory import make_vec_env
-from sgmmq.provenance import machine, versions, write_json_atomic
+from sgmmq.files import write_json_atomic, write_text_atomic
+from sgmmq.provenance import machine, versions
 from sgmmq.runs import build_model as build_sgmmq
 
 PLAN: dict[str, tuple[list[int], list[int]]] = {  # task: (S-GMM-QF seeds, DQN seeds)
@@ -159,7 +160,7 @@ def write_readme(out: Path) -> None:
             "",
         ]
     lines += [f"{len(results)} runs; raw results (episode returns, pruning events, counts) in `per_run/*.json`.", ""]
-    (out / "README.md").write_text("\n".join(lines))
+    write_text_atomic(out / "README.md", "\n".join(lines))
 
 
 def command_log(out: Path) -> list[str]:
@@ -203,7 +204,7 @@ def write_ablation_readme(out: Path, command: str) -> None:
             + f" | {np.mean([r['score_mean'] for r in rs]):.1f} | {min(lives)}-{max(lives)} | {np.mean([r['train_seconds'] for r in rs]):.0f} |"
         )
     lines.append("")
-    (out / "README.md").write_text("\n".join(lines))
+    write_text_atomic(out / "README.md", "\n".join(lines))
 
 
 def run_ablation(out: Path, command: str) -> None:

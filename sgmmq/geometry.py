@@ -50,17 +50,19 @@ class BoundedSPD(SymmetricPositiveDefinite):
         self.eig_max = float(eig_max)
 
     def projx(self, x: torch.Tensor) -> torch.Tensor:
-        """Spectral clipping, done only for the matrices outside the bounds.
+        """Spectral clipping of ``sym(x)``, done only for the matrices outside the bounds."""
+        return self._clip_outside(sym(x))
+
+    def _clip_outside(self, x: torch.Tensor) -> torch.Tensor:
+        """Spectral clipping of symmetric ``x``, done only for the matrices outside the bounds.
 
         ``X - eig_min I`` and ``eig_max I - X`` both admit a Cholesky factor exactly when every
-        eigenvalue lies strictly inside the bounds: two cheap factorizations spare the
-        eigen-decomposition at almost every step.
+        eigenvalue lies strictly inside the bounds: one batched factorization of both (only its
+        success flags are read) spares the eigen-decomposition at almost every step.
         """
-        x = sym(x)
         eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        inside = (torch.linalg.cholesky_ex(x - self.eig_min * eye).info == 0) & (
-            torch.linalg.cholesky_ex(self.eig_max * eye - x).info == 0
-        )
+        info = torch.linalg.cholesky_ex(torch.stack([x - self.eig_min * eye, self.eig_max * eye - x])).info
+        inside = (info == 0).all(0)
         if bool(inside.all()):
             return x
         return torch.where(inside[..., None, None], x, clamp_eigenvalues(x, self.eig_min, self.eig_max))
@@ -76,7 +78,7 @@ class BoundedSPD(SymmetricPositiveDefinite):
         return ret[..., None, None] if keepdim else ret
 
     def retr(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self.projx(second_order_retraction(x, u))
+        return self._clip_outside(second_order_retraction(x, u))  # already exactly symmetric: sym(sym(y)) == sym(y)
 
     def transp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return v

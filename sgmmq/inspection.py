@@ -2,7 +2,8 @@
 
 Everything is in the scaled space ``[-1, 1]^d`` the Gaussians live in. A component's standard
 deviations are the square roots of its covariance eigenvalues (``C_k = P_k^{-1}``); its action is
-the action code nearest to its mean's action coordinates.
+the action code nearest to its mean's action coordinates (continuous actions: those coordinates,
+in the action box scaled to ``[-1, 1]``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from sgmmq.files import save_figure
 
 
 def components(model: Any) -> list[dict[str, Any]]:
@@ -30,7 +33,7 @@ def components(model: Any) -> list[dict[str, Any]]:
             "k": int(k),
             "xi": float(xi[k]),
             "mean": means[k, : q_net.state_dim],
-            "action": int(np.argmin(((codes - action_part) ** 2).sum(1))),
+            "action": action_part.copy() if q_net.continuous else int(np.argmin(((codes - action_part) ** 2).sum(1))),
             "std": np.sqrt(np.linalg.eigvalsh(covariances[k])),
             "covariance": covariances[k],
         })
@@ -44,14 +47,16 @@ def print_table(model: Any, task: Any = None) -> None:
     q_net = model.policy.q_net
     title = f"{getattr(task, 'env_id', 'model')}: {q_net.n_components} live components, {model.num_parameters():,} parameters"
     table = Table(title=title)
-    for name in ("k", "xi = u*v", "action", "mean (scaled state)", "std devs (covariance eigen)"):
+    action_column = "action (scaled)" if q_net.continuous else "action"
+    for name in ("k", "xi = u*v", action_column, "mean (scaled state)", "std devs (covariance eigen)"):
         table.add_column(name, justify="right" if name in ("k", "xi = u*v", "action") else "left")
 
     def fmt(values: np.ndarray, sign: str = "+") -> str:
         return " ".join(f"{v:{sign}.2f}" for v in values)
 
     for row in components(model):
-        table.add_row(str(row["k"]), f"{row['xi']:+.3f}", str(row["action"]), fmt(row["mean"]), fmt(row["std"], ""))
+        action = fmt(row["action"]) if q_net.continuous else str(row["action"])
+        table.add_row(str(row["k"]), f"{row['xi']:+.3f}", action, fmt(row["mean"]), fmt(row["std"], ""))
     console = Console(width=140)
     console.print(table)
     offset = q_net.offset
@@ -64,6 +69,7 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
     """Ellipses (1 std dev) of each Gaussian projected on pairs of state dimensions, colored by action.
 
     With a 2-D state (MountainCar) the background shows the greedy action over the whole box.
+    Continuous actions: colours run over the first action coordinate, from -1 to 1 (scaled).
     """
     import matplotlib
 
@@ -74,7 +80,10 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
     q_net = model.policy.q_net
     pairs = list(itertools.combinations(range(q_net.state_dim), 2))[:max_panels] or [(0, 0)]
     n_actions = q_net.codes.shape[0]
-    colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
+    if q_net.continuous:
+        colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, 21))  # 21 levels of the first action coordinate
+    else:
+        colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
     ncols = min(3, len(pairs))
     nrows = -(-len(pairs) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows + 0.4), squeeze=False)
@@ -84,6 +93,7 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
         if q_net.state_dim == 2:
             _greedy_background(ax, q_net, colors)
         for row in rows:
+            row = {**row, "action": color_index(q_net, row["action"])}
             cov = row["covariance"][np.ix_([i, j], [i, j])]
             eigvals, eigvecs = np.linalg.eigh(cov)
             angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
@@ -93,19 +103,35 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
                                  facecolor=(*colors[row["action"]][:3], alpha * 0.12), edgecolor=colors[row["action"]], lw=1))
             ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]])
         ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel=f"x{i} (scaled)", ylabel=f"x{j} (scaled)", aspect="equal")
-    handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
+    if q_net.continuous:
+        handles = [plt.Line2D([], [], color=colors[i], lw=3, label=f"action[0] = {v:+.1f}") for i, v in ((0, -1), (10, 0), (20, 1))]
+    else:
+        handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
     fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters\n(1-std ellipses in the scaled box; opacity ~ |xi|)")
     fig.tight_layout()
     # below the panels, so it covers neither the title nor an ellipse
-    fig.legend(handles=handles, loc="lower center", ncol=n_actions, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.subplots_adjust(bottom=0.18 / nrows + 0.05, hspace=0.35)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def color_index(q_net: Any, action: Any) -> Any:
+    """A discrete action's own colour; a continuous action's first coordinate in 21 levels over [-1, 1]."""
+    if not q_net.continuous:
+        return action
+    return np.rint((np.asarray(action)[..., 0].clip(-1, 1) + 1) * 10).astype(int)
+
+
+def greedy_colors(q_net: Any, states: np.ndarray) -> np.ndarray:
+    """Colour indices of the greedy action at scaled states ``(N, d)`` (see :func:`color_index`)."""
+    with torch.no_grad():
+        actions = q_net.greedy(torch.as_tensor(states))[0].numpy()
+    return color_index(q_net, actions)
 
 
 def _greedy_background(ax: Any, q_net: Any, colors: np.ndarray, n: int = 120) -> None:
     grid = np.linspace(-1, 1, n, dtype=np.float32)
     xx, yy = np.meshgrid(grid, grid)
-    with torch.no_grad():
-        greedy = q_net(torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], 1))).argmax(1).numpy().reshape(n, n)
+    greedy = greedy_colors(q_net, np.stack([xx.ravel(), yy.ravel()], 1)).reshape(n, n)
     ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.25)

@@ -2,7 +2,8 @@
 
     Q(s, a) = b + sum_k xi_k exp(-1/2 (z - m_k)^T P_k (z - m_k)),   z = (x(s), e(a)),  xi = u * v
 
-``x(s)`` is the observation scaled to ``[-1, 1]`` (done by the policy), ``e(a)`` the action code,
+``x(s)`` is the observation scaled to ``[-1, 1]`` (done by the policy), ``e(a)`` the action code
+(discrete actions) or the action itself scaled to ``[-1, 1]`` (continuous actions, ``action_dim``),
 ``P_k = C_k^{-1}`` the precision on the bounded SPD manifold, ``b`` an optional offset. The
 weights are Hadamard-factored (``xi = u * v``) so that an L2 penalty on ``(u, v)`` acts as an L1
 penalty on ``xi`` (see :mod:`sgmmq.sparsity`).
@@ -44,8 +45,17 @@ def component_size(dim: int) -> int:
     return 1 + dim + dim * (dim + 1) // 2
 
 
+def box_points(action_dim: int) -> torch.Tensor:
+    """Fixed argmax candidates in ``[-1, 1]^d``: the grid ``{-1, 0, 1}^d`` up to d = 3, else centre and face centres."""
+    if action_dim <= 3:
+        return torch.cartesian_prod(*[torch.tensor([-1.0, 0.0, 1.0])] * action_dim).reshape(-1, action_dim)
+    eye = torch.eye(action_dim)
+    return torch.cat([torch.zeros(1, action_dim), eye, -eye])
+
+
 class GMMQFunction(nn.Module):
-    """Q-function for a ``state_dim``-dimensional scaled state and ``n_actions`` discrete actions.
+    """Q-function for a ``state_dim``-dimensional scaled state and ``n_actions`` discrete actions,
+    or (``n_actions=None``, ``action_dim=d``) a continuous action scaled to ``[-1, 1]^d``.
 
     :param n_components: size of the initial pool of Gaussians (pruning shrinks it).
     :param action_encoding: ``"index"`` or ``"onehot"``.
@@ -56,12 +66,14 @@ class GMMQFunction(nn.Module):
     :param factor_init: initial magnitude of ``u`` and ``v`` (so ``|xi| = factor_init^2``).
     :param factor_signs: ``"random"`` (independent random signs for ``u`` and ``v``) or ``"positive"``.
         With both positive, a weight that must become negative has to cross the saddle ``u = v = 0``.
+    :param action_dim: continuous actions only: their dimension (then ``n_actions`` is None).
+    :param argmax_steps: continuous actions only: polish steps of the greedy argmax (see :meth:`greedy`).
     """
 
     def __init__(
         self,
         state_dim: int,
-        n_actions: int,
+        n_actions: int | None,
         n_components: int = 32,
         action_encoding: str = "index",
         normalized: bool = False,
@@ -70,8 +82,16 @@ class GMMQFunction(nn.Module):
         std_bounds: tuple[float, float] = (0.02, 5.0),
         factor_init: float = 0.1,
         factor_signs: str = "random",
+        action_dim: int | None = None,
+        argmax_steps: int = 15,
     ) -> None:
         super().__init__()
+        if (n_actions is None) == (action_dim is None):
+            raise ValueError(f"give exactly one of n_actions (discrete) and action_dim (continuous), got {n_actions=} and {action_dim=}")
+        if action_dim is not None and action_dim < 1:
+            raise ValueError(f"action_dim must be >= 1, got {action_dim}")
+        if argmax_steps < 0:
+            raise ValueError(f"argmax_steps must be >= 0, got {argmax_steps}")
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if factor_signs not in FACTOR_SIGNS:
@@ -85,14 +105,25 @@ class GMMQFunction(nn.Module):
         self.normalized = normalized
         self.init_std = init_std
         self.capacity = n_components  # the initial pool, and the cap an adaptive pool grows back to
-        self.register_buffer("codes", action_codes(n_actions, action_encoding))
-        self.dim = state_dim + self.codes.shape[1]
+        self.continuous = action_dim is not None
+        self.argmax_steps = argmax_steps
+        self.argmax_polished = 8  # best candidates polished per state (see greedy): 1 missed maxima
+        # between a negative and a positive bump (0.86 of a dense grid's range on random mixtures)
+        if self.continuous:
+            # the codes of a continuous action are the fixed candidates of the greedy argmax
+            self.register_buffer("codes", box_points(action_dim))
+            self.action_dim = action_dim
+        else:
+            self.register_buffer("codes", action_codes(n_actions, action_encoding))
+            self.action_dim = self.codes.shape[1]
+        self.dim = state_dim + self.action_dim
 
         k, d = n_components, self.dim
         signs_u = torch.randint(0, 2, (k,)) * 2.0 - 1.0 if factor_signs == "random" else torch.ones(k)
         signs_v = torch.randint(0, 2, (k,)) * 2.0 - 1.0 if factor_signs == "random" else torch.ones(k)
         means = torch.empty(k, d).uniform_(-1.0, 1.0)
-        means[:, state_dim:] = self.codes[torch.randint(0, n_actions, (k,))]
+        if not self.continuous:
+            means[:, state_dim:] = self.codes[torch.randint(0, n_actions, (k,))]
         # The Euclidean factor of the manifold, one row per component: [u_k, v_k, m_k]. One tensor
         # rather than three because the optimizer's per-tensor overhead dominates at these sizes.
         self.euclidean = nn.Parameter(torch.cat([factor_init * signs_u[:, None], factor_init * signs_v[:, None], means], 1))
@@ -122,12 +153,17 @@ class GMMQFunction(nn.Module):
         return self.u.shape[0]
 
     def encode(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``z = (x, e(a))`` for scaled states ``(B, d_x)`` and integer actions ``(B,)``."""
-        return torch.cat([states, self.codes[actions]], dim=-1)
+        """``z = (x, e(a))`` for scaled states ``(B, d_x)`` and integer actions ``(B,)`` (or, continuous,
+        scaled actions ``(B, d_a)``)."""
+        if self.continuous:
+            return torch.cat([states, actions.to(states.dtype).reshape(states.shape[0], self.action_dim)], dim=-1)
+        return torch.cat([states, self.codes[actions.long().reshape(-1)]], dim=-1)
 
     def q_z(self, z: torch.Tensor) -> torch.Tensor:
         """Q at joint points ``(N, D)``: shape ``(N,)``; one fused autograd node (see MixtureValue)."""
         offset = self.offset if self.offset is not None else self.u.new_zeros(1)
+        if not torch.is_grad_enabled():  # acting and the snapshot's targets: the same arithmetic, no autograd node
+            return mixture_terms(z, self.euclidean, offset, self.precisions, self.normalized)[-1]
         return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized)
 
     def q_sa(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -135,8 +171,8 @@ class GMMQFunction(nn.Module):
         return self.q_z(self.encode(states, actions))
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """Q(s, a) for every action at once: shape ``(B, n_actions)``."""
-        batch, n_actions = states.shape[0], self.n_actions
+        """Q(s, a) for every action at once: shape ``(B, n_actions)`` (continuous: at the fixed box points)."""
+        batch, n_actions = states.shape[0], self.codes.shape[0]
         z = torch.cat(
             [
                 states.unsqueeze(1).expand(batch, n_actions, self.state_dim),
@@ -145,6 +181,61 @@ class GMMQFunction(nn.Module):
             dim=-1,
         )
         return self.q_z(z.reshape(batch * n_actions, self.dim)).reshape(batch, n_actions)
+
+    # --- the greedy action ---------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(argmax_a Q(s, a), max_a Q(s, a))`` for scaled states ``(B, d_x)``, no gradient.
+
+        Discrete: over the actions. Continuous: over the box ``[-1, 1]^d``. Conditioning component k
+        on ``x`` leaves a Gaussian bump in ``a`` centred at ``mu_k(x) = m_a - P_aa^{-1} P_ax (x - m_x)``,
+        so every local maximum of a positive-weight mixture lies near one of these centres. The
+        candidates (each ``mu_k`` clipped to the box, plus the fixed box points) are evaluated in one
+        batch; the best few per state are then polished by ``argmax_steps`` normalized projected-gradient
+        steps whose length halves when a step does not improve Q (so Q never decreases and the
+        action never leaves the box), and the best of them is returned.
+        """
+        if not self.continuous:
+            q = self(states)
+            values, actions = q.max(dim=1)
+            return actions, values
+        batch, d_x, d_a = states.shape[0], self.state_dim, self.action_dim
+        means, precisions = self.means, self.precisions
+        coupling = torch.linalg.solve(precisions[:, d_x:, d_x:], precisions[:, d_x:, :d_x])  # (K, d_a, d_x)
+        centres = means[:, d_x:] - torch.einsum("kax,bkx->bka", coupling, states.unsqueeze(1) - means[:, :d_x])
+        candidates = torch.cat([centres.clamp(-1.0, 1.0), self.codes.unsqueeze(0).expand(batch, -1, -1)], 1)
+        n = candidates.shape[1]
+        z = torch.cat([states.unsqueeze(1).expand(batch, n, d_x), candidates], -1).reshape(batch * n, self.dim)
+        values, best = self.q_z(z).reshape(batch, n).topk(min(self.argmax_polished, n), dim=1)
+        m = best.shape[1]
+        actions = torch.gather(candidates, 1, best.unsqueeze(2).expand(-1, -1, d_a)).reshape(batch * m, d_a)
+        x = states.repeat_interleave(m, 0)
+        values = values.reshape(batch * m)
+        step = torch.full((batch * m, 1), 0.25, dtype=states.dtype, device=states.device)
+        if self.argmax_steps:
+            grad = self.value_and_grad(torch.cat([x, actions], -1))[1][:, d_x:]
+        for _ in range(self.argmax_steps):  # one evaluation per step: a trial's gradient serves the next step
+            trial = (actions + step * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(-1.0, 1.0)
+            trial_values, trial_grad = self.value_and_grad(torch.cat([x, trial], -1))
+            better = (trial_values > values).unsqueeze(1)
+            actions = torch.where(better, trial, actions)
+            values = torch.where(better.squeeze(1), trial_values, values)
+            grad = torch.where(better, trial_grad[:, d_x:], grad)
+            step = torch.where(better, step * 1.5, step * 0.5)
+        values, best = values.reshape(batch, m).max(dim=1)
+        return actions.reshape(batch, m, d_a)[torch.arange(batch), best], values
+
+    @torch.no_grad()
+    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q and ``dQ/dz`` at joint points ``(N, D)``, in one pass without autograd."""
+        diff = (z.unsqueeze(1) - self.means).transpose(0, 1)
+        p_diff = torch.bmm(diff, self.precisions)
+        log_bumps = -0.5 * (diff * p_diff).sum(-1)
+        if self.normalized:
+            log_bumps = log_bumps + 0.5 * torch.logdet(self.precisions).unsqueeze(1) - 0.5 * self.dim * math.log(2 * math.pi)
+        weighted = self.xi.unsqueeze(1) * log_bumps.exp()  # (K, N)
+        offset = self.offset if self.offset is not None else 0.0
+        return weighted.sum(0) + offset, -(weighted.unsqueeze(2) * p_diff).sum(0)
 
     # --- sparsity: the pool shrinks physically -------------------------------------------------
     def component_parameters(self) -> list[nn.Parameter]:
@@ -201,8 +292,9 @@ class GMMQFunction(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
+        actions = f"continuous({self.action_dim})" if self.continuous else f"encoding={self.action_encoding}"
         return (
-            f"components={self.n_components}, dim={self.dim}, encoding={self.action_encoding}, "
+            f"components={self.n_components}, dim={self.dim}, {actions}, "
             f"normalized={self.normalized}, offset={self.offset is not None}"
         )
 
@@ -219,17 +311,10 @@ class MixtureValue(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, euclidean, offset, precisions, normalized):  # type: ignore[override]
-        u, v, means = euclidean[:, 0], euclidean[:, 1], euclidean[:, 2:]
-        diff = (z.unsqueeze(1) - means).transpose(0, 1)  # (K, N, D): batched over components
-        p_diff = torch.bmm(diff, precisions)
-        log_bumps = -0.5 * (diff * p_diff).sum(-1)
-        if normalized:
-            log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)
-        bumps = log_bumps.exp()  # (K, N)
-        xi = u * v
+        u, v, diff, p_diff, bumps, q = mixture_terms(z, euclidean, offset, precisions, normalized)
         ctx.save_for_backward(u, v, precisions, diff, p_diff, bumps)
         ctx.normalized = normalized
-        return xi @ bumps + offset
+        return q
 
     @staticmethod
     def backward(ctx, grad_q):  # type: ignore[override]
@@ -244,3 +329,16 @@ class MixtureValue(torch.autograd.Function):
         grad_z = -(c.unsqueeze(2) * p_diff).sum(0) if ctx.needs_input_grad[0] else None
         grad_euclidean = torch.cat([(grad_xi * v)[:, None], (grad_xi * u)[:, None], grad_means], 1)
         return grad_z, grad_euclidean, grad_q.sum().reshape(1), grad_precisions, None
+
+
+def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore[no-untyped-def]
+    """The forward pass of :class:`MixtureValue`: ``u, v, diff (K, N, D), P diff, bumps (K, N)`` and ``q (N,)``."""
+    u, v, means = euclidean[:, 0], euclidean[:, 1], euclidean[:, 2:]
+    diff = (z.unsqueeze(1) - means).transpose(0, 1)  # (K, N, D): batched over components
+    p_diff = torch.bmm(diff, precisions)
+    log_bumps = -0.5 * (diff * p_diff).sum(-1)
+    if normalized:
+        log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)
+    bumps = log_bumps.exp()  # (K, N)
+    xi = u * v
+    return u, v, diff, p_diff, bumps, xi @ bumps + offset

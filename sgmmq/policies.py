@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import pickle
 from typing import Any
 
 import geoopt
@@ -11,21 +13,43 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import get_device
 
 from sgmmq.mixture import GMMQFunction
+from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
 from sgmmq.sparsity import extend_optimizer_state, slice_optimizer_state
 
+# "radam"/"rsgd" take the same steps as geoopt's classes, to the bit (tests/test_optim.py), in one
+# batched pass; geoopt's own stay reachable (and models saved with them load with them).
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "radam": geoopt.optim.RiemannianAdam,
-    "rsgd": geoopt.optim.RiemannianSGD,
+    "radam": FusedRiemannianAdam,
+    "rsgd": FusedRiemannianSGD,
+    "geoopt_radam": geoopt.optim.RiemannianAdam,
+    "geoopt_rsgd": geoopt.optim.RiemannianSGD,
 }
+
+
+def optimizer_name(optimizer_class: type[torch.optim.Optimizer] | str) -> type[torch.optim.Optimizer] | str:
+    """The name a file holds for a known optimizer class (files hold names, not classes); another class as is."""
+    for name, known in OPTIMIZERS.items():
+        if optimizer_class is known:
+            return name
+    return optimizer_class
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """Raise a ValueError naming the problem when S-GMM-QF cannot handle a space."""
-    if not isinstance(action_space, spaces.Discrete):
-        hint = " (wrap continuous actions with sgmmq.envs' action discretization)" if isinstance(action_space, spaces.Box) else ""
-        raise ValueError(f"SGMMQ needs a Discrete action space, got {action_space}{hint}")
+    if isinstance(action_space, spaces.Box):
+        if len(action_space.shape) != 1:
+            raise ValueError(f"SGMMQ needs 1-D Box actions, got shape {action_space.shape} (flatten the action space first)")
+        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise ValueError(
+                f"SGMMQ needs a bounded Box action space (finite low and high, to scale actions to [-1, 1]), got {action_space}"
+            )
+        if not np.all(action_space.high > action_space.low):
+            raise ValueError(f"SGMMQ needs high > low in every action coordinate, got {action_space}")
+    elif not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"SGMMQ needs a Discrete or a bounded 1-D Box action space, got {action_space}")
     if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space):
         raise ValueError(f"SGMMQ needs a flat continuous (Box) observation space, got {observation_space}")
     if len(observation_space.shape) != 1:
@@ -55,19 +79,27 @@ def resolve_obs_bounds(observation_space: spaces.Box, obs_bounds: Any = None) ->
 class GMMPolicy(BasePolicy):
     """Greedy policy of an S-GMM-Q-function, with the frozen snapshot used for policy improvement.
 
+    With a Box action space the action is scaled to ``[-1, 1]`` (SB3's ``squash_output``: the
+    window stores scaled actions, ``predict`` maps them back) and the greedy action is the
+    mixture's maximizer over the box (:meth:`GMMQFunction.greedy`).
+
     :param obs_bounds: ``(low, high)``, the fixed box observations are scaled from (to ``[-1, 1]``,
         then clipped). ``None``: the task's declared box (set by SGMMQ) or the space's finite bounds.
-    :param optimizer_class: a geoopt Riemannian optimizer, or ``"radam"`` / ``"rsgd"``.
+    :param lr_schedule: SB3's learning-rate schedule; optional, so that a policy saved alone
+        (``policy.save``) loads without its algorithm (the optimizer then starts at lr 0).
+    :param optimizer_class: a (geoopt-style) Riemannian optimizer class, or one of ``OPTIMIZERS``:
+        ``"radam"`` / ``"rsgd"`` (:mod:`sgmmq.optim`, geoopt's arithmetic batched), ``"geoopt_radam"`` /
+        ``"geoopt_rsgd"`` (geoopt's own).
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
         (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
-        ``std_bounds``, ``factor_init``, ``factor_signs``).
+        ``std_bounds``, ``factor_init``, ``factor_signs``; continuous actions: ``argmax_steps``).
     """
 
     def __init__(
         self,
         observation_space: spaces.Box,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
+        action_space: spaces.Discrete | spaces.Box,
+        lr_schedule: Schedule | None = None,
         obs_bounds: Any = None,
         optimizer_class: type[torch.optim.Optimizer] | str = "radam",
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -84,18 +116,22 @@ class GMMPolicy(BasePolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
             normalize_images=False,
+            squash_output=isinstance(action_space, spaces.Box),
         )
         low, high = resolve_obs_bounds(observation_space, obs_bounds)
         self.obs_bounds = (low.tolist(), high.tolist())
         self.register_buffer("obs_center", torch.as_tensor((high + low) / 2))
         self.register_buffer("obs_half_width", torch.as_tensor((high - low) / 2))
         self.q_kwargs = q_kwargs
-        n_actions = int(action_space.n)
-        self.q_net = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
-        self.q_net_target = GMMQFunction(observation_space.shape[0], n_actions, **q_kwargs)
+        if isinstance(action_space, spaces.Box):
+            actions: dict[str, Any] = {"n_actions": None, "action_dim": int(action_space.shape[0])}
+        else:
+            actions = {"n_actions": int(action_space.n)}
+        self.q_net = GMMQFunction(observation_space.shape[0], **actions, **q_kwargs)
+        self.q_net_target = GMMQFunction(observation_space.shape[0], **actions, **q_kwargs)
         self.refresh_snapshot()
         self.q_net_target.requires_grad_(False)
-        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1) if lr_schedule else 0.0, **self.optimizer_kwargs)
 
     def scale(self, obs: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Map observations from the fixed box to ``[-1, 1]`` (clipped), refusing NaN and inf."""
@@ -104,8 +140,12 @@ class GMMPolicy(BasePolicy):
             raise ValueError(f"Observation contains NaN or infinite values: {obs.cpu().numpy()}")
         return ((obs - self.obs_center) / self.obs_half_width).clamp(-1.0, 1.0)
 
+    @property
+    def continuous(self) -> bool:
+        return self.q_net.continuous
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values of every action, ``(B, n_actions)``."""
+        """Q-values of every action, ``(B, n_actions)`` (continuous actions: at the fixed box points)."""
         return self.q_net(self.scale(obs))
 
     def set_training_mode(self, mode: bool) -> None:
@@ -113,7 +153,31 @@ class GMMPolicy(BasePolicy):
         self.training = mode
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        return self(observation).argmax(dim=1).reshape(-1)
+        """Greedy actions; ``self.forward`` without ``nn.Module.__call__`` (no hooks here, a hot path)."""
+        if self.q_net.continuous:  # scaled to [-1, 1]; predict() unscales (squash_output)
+            return self.q_net.greedy(self.scale(observation))[0]
+        return self.q_net.forward(self.scale(observation)).argmax(dim=1).reshape(-1)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``, minus its generic conversions for a flat observation or a batch of them.
+
+        Called at every environment step; SB3's version (dict and image handling, copies, module
+        hooks) cost more than the Q-function itself. Anything else goes to SB3's version.
+        """
+        shape = self.observation_space.shape
+        if not (isinstance(observation, np.ndarray) and observation.ndim in (1, 2) and observation.shape[-1:] == shape
+                and self.device.type == "cpu" and not self.q_net.continuous):  # continuous: SB3 unscales the action
+            return super().predict(observation, state, episode_start, deterministic)
+        self.training = False
+        with torch.no_grad():
+            actions = self._predict(torch.as_tensor(observation.reshape(-1, shape[0])), deterministic)
+        return actions.numpy() if observation.ndim == 2 else actions.numpy().reshape(()), state
 
     @torch.no_grad()
     def refresh_snapshot(self) -> None:
@@ -145,10 +209,36 @@ class GMMPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
+        del data["normalize_images"]  # always False here, not a constructor argument
         data.update(
             obs_bounds=self.obs_bounds,
-            optimizer_class=self.optimizer_class,
+            optimizer_class=optimizer_name(self.optimizer_class),
             optimizer_kwargs=self.optimizer_kwargs,
             **self.q_kwargs,
         )
         return data
+
+    def save(self, path: str | pathlib.Path) -> None:
+        """SB3's policy-only file, with the spaces as plain values so that :meth:`load` unpickles nothing."""
+        data = self._get_constructor_parameters()
+        data["observation_space"] = {"low": self.observation_space.low.tolist(), "high": self.observation_space.high.tolist(),
+                                     "dtype": str(self.observation_space.dtype)}
+        data["action_space"] = {"n": int(self.action_space.n), "start": int(self.action_space.start)}
+        torch.save({"state_dict": self.state_dict(), "data": data}, path)
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path, device: torch.device | str = "auto") -> GMMPolicy:  # type: ignore[override]
+        """A policy written by :meth:`save`, read with ``torch.load(weights_only=True)`` (no code runs)."""
+        device = get_device(device)
+        try:
+            saved = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(f"{path} holds pickled objects, not a policy saved by GMMPolicy.save; refused (unpickling can run any code)") from None
+        data = dict(saved["data"])
+        box, discrete = data.pop("observation_space"), data.pop("action_space")
+        dtype = np.dtype(box["dtype"])
+        data["observation_space"] = spaces.Box(np.asarray(box["low"], dtype), np.asarray(box["high"], dtype), dtype=dtype)
+        data["action_space"] = spaces.Discrete(discrete["n"], start=discrete["start"])
+        model = cls(**data)
+        model.load_state_dict(saved["state_dict"])
+        return model.to(device)

@@ -1,22 +1,12 @@
-"""What every result file records about how it was made, and how it is written (atomically)."""
+"""What every result file records about how it was made (files are written by :mod:`sgmmq.files`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import tempfile
 from pathlib import Path
-from typing import Any
 
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+from sgmmq.files import write_json_atomic  # noqa: F401 -- its former home; kept for importers
 
 
 def machine() -> str:

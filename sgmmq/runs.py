@@ -14,22 +14,29 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pathlib
 import random
+import shutil
+import signal
 from typing import Any
 
 import cloudpickle
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
-from sgmmq import SGMMQ
+from sgmmq import SGMMQ, files
 from sgmmq.envs import TASKS, Task, get_task
 from sgmmq.envs.factory import make_vec_env
 
 PICKLABLE_ENV_MODULES = ("gymnasium.envs.classic_control",)
 RUN_FILE, MODEL_FILE, CURVE_FILE, CHECKPOINT_DIR = "run.json", "model.zip", "curve.csv", "checkpoint"
+BUFFER_FILE, STATE_FILE, MANIFEST_FILE = "replay_buffer.pkl", "state.pkl", "manifest.json"
+CHECKPOINT_PARTS = (MODEL_FILE, BUFFER_FILE, STATE_FILE)
+CHECKPOINT_FORMAT = 1
 
 
 # --- hyperparameters --------------------------------------------------------------------------
@@ -66,12 +73,16 @@ def read_config(path: str | pathlib.Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"No config file at {path}")
     text = path.read_text()
-    if path.suffix in (".yml", ".yaml"):
-        import yaml
+    try:
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
 
-        config = yaml.safe_load(text)
-    else:
-        config = json.loads(text)
+            config = yaml.safe_load(text)
+        else:
+            config = json.loads(text)
+    except Exception as error:  # noqa: BLE001 -- yaml's and json's parse errors
+        kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
+        raise ValueError(f"{path} is not valid {kind}: {' '.join(str(error).split())}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a mapping of hyperparameters, got {type(config).__name__}")
     return config.get("hyperparameters", config)
@@ -88,18 +99,20 @@ def resolve_task(env_id: str) -> Task:
     return Task(env_id, obs_low=(), obs_high=(), budget=100_000, score_range=(0.0, 1.0), success_threshold=float("inf"))
 
 
-def make_env(task: Task, seed: int, n_envs: int = 1) -> Any:
+def make_env(task: Task, seed: int, n_envs: int = 1, continuous: bool = False) -> Any:
+    """The task's VecEnv; ``continuous``: its native Box actions instead of the declared discretization."""
     if task.env_id in TASKS:
-        return make_vec_env(task, n_envs=n_envs, seed=seed)
+        return make_vec_env(task, n_envs=n_envs, seed=seed, continuous=continuous)
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
     return sb3_make_vec_env(task.env_id, n_envs=n_envs, seed=seed)
 
 
-def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None) -> SGMMQ:
-    """SGMMQ on the task with its gamma unless overridden; unknown keys are a ValueError."""
+def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None, continuous: bool = False) -> SGMMQ:
+    """SGMMQ on the task (``continuous``: its Box-action form) with its gamma unless overridden;
+    unknown keys are a ValueError."""
     kwargs = {"gamma": task.gamma, **hyperparameters}
-    env = env if env is not None else make_env(task, seed)
+    env = env if env is not None else make_env(task, seed, continuous=continuous)
     try:
         model = SGMMQ("GMMPolicy", env, seed=seed, **kwargs)
     except TypeError as error:  # an unknown keyword: say which, without the traceback
@@ -131,27 +144,103 @@ def _restorable(env: Any) -> bool:
     return envs is not None and all(type(e.unwrapped).__module__.startswith(PICKLABLE_ENV_MODULES) for e in envs)
 
 
-def save_checkpoint(model: SGMMQ, folder: pathlib.Path, curve: list[tuple[int, float]]) -> None:
-    """Model (with its pruner), replay window, RNG states, environment (when picklable), curve so far."""
+def _fault_point(name: str) -> None:
+    """Test hook: ``SGMMQ_KILL_AT=NAME[@K]`` SIGKILLs this process the K-th time (default 1st) it
+    reaches point ``NAME``, so that tests can kill it inside a checkpoint write deterministically."""
+    spec = os.environ.get("SGMMQ_KILL_AT")
+    if not spec or spec.partition("@")[0] != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] == int(spec.partition("@")[2] or 1):
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+_FAULT_COUNTS: dict[str, int] = {}
+FAULT_POINTS = ("checkpoint:model", "checkpoint:buffer", "checkpoint:state", "checkpoint:commit", "checkpoint:cleanup")
+
+
+def save_checkpoint(model: SGMMQ, folder: pathlib.Path, curve: list[tuple[int, float]], run: dict[str, Any] | None = None) -> None:
+    """Model (with its pruner), replay window, RNG states, environment (when picklable), curve so far.
+
+    The parts go to a new folder ``step-N-PID``; the checkpoint becomes that folder in one atomic
+    step, the rename of ``manifest.json`` (step, the run it belongs to, the SHA-256 of each part).
+    A kill at any instant leaves the previous checkpoint or this one; older folders are removed after.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    step = int(model.num_timesteps)
+    parts = folder / f"step-{step}-{os.getpid()}"
+    shutil.rmtree(parts, ignore_errors=True)  # a killed writer's, if the pid came round again
+    parts.mkdir()
     env = model.get_env()
     env_bytes = cloudpickle.dumps(env) if _restorable(env) else None
-    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve)}
-    model.save(folder / MODEL_FILE)
-    model.save_replay_buffer(folder / "replay_buffer.pkl")
-    (folder / "state.pkl").write_bytes(cloudpickle.dumps(state))
+    state = {"rng": _rng_states(model), "env": env_bytes, "curve": list(curve),
+             "continuous": isinstance(model.action_space, spaces.Box)}
+    _fault_point("checkpoint:model")
+    model.save(parts / MODEL_FILE)
+    _fault_point("checkpoint:buffer")
+    model.save_replay_buffer(parts / BUFFER_FILE)
+    _fault_point("checkpoint:state")
+    (parts / STATE_FILE).write_bytes(cloudpickle.dumps(state))
+    hashes = {}
+    for name in CHECKPOINT_PARTS:
+        with open(parts / name, "rb+") as f:
+            os.fsync(f.fileno())
+        hashes[name] = files.sha256(parts / name)
+    files.fsync_folder(parts)
+    _fault_point("checkpoint:commit")
+    manifest = {"format": CHECKPOINT_FORMAT, "step": step, "folder": parts.name, "parts": hashes, "run": run}
+    files.write_json_atomic(folder / MANIFEST_FILE, manifest)
+    _fault_point("checkpoint:cleanup")
+    for stale in folder.iterdir():  # earlier checkpoints, folders of killed writers, pre-manifest parts
+        if stale.name not in (parts.name, MANIFEST_FILE):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
 
-def load_checkpoint(folder: pathlib.Path, task: Task, seed: int) -> tuple[SGMMQ, list[tuple[int, float]], bool]:
-    """The model as it was at the checkpoint; ``exact`` is False when the env had to be rebuilt."""
-    if not (folder / "state.pkl").exists():
-        raise FileNotFoundError(f"No checkpoint in {folder} to resume from")
-    state = cloudpickle.loads((folder / "state.pkl").read_bytes())
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message says why in one line."""
+
+
+def read_manifest(folder: pathlib.Path) -> dict[str, Any]:
+    """The committed checkpoint's manifest, its parts checked against their hashes."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        if (folder / STATE_FILE).exists():
+            raise CheckpointError(f"{folder} has no {MANIFEST_FILE} (written by an sgmmq without crash-safe checkpoints); "
+                                  "its parts cannot be shown to belong together: start the run again with --overwrite")
+        raise FileNotFoundError(f"no checkpoint in {folder}")
+    try:
+        manifest = json.loads(path.read_text())
+        parts_folder, step, hashes = folder / manifest["folder"], int(manifest["step"]), dict(manifest["parts"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path} is not a readable checkpoint manifest ({error})") from None
+    if manifest.get("format") != CHECKPOINT_FORMAT or set(hashes) != set(CHECKPOINT_PARTS):
+        raise CheckpointError(f"{path} is a checkpoint manifest of another format; this sgmmq writes format {CHECKPOINT_FORMAT}")
+    for name, expected in hashes.items():
+        part = parts_folder / name
+        if not part.is_file() or files.sha256(part) != expected:
+            why = "is missing" if not part.is_file() else "does not match the hash in the manifest (changed, truncated or from another checkpoint)"
+            raise CheckpointError(f"checkpoint part {part} {why}; refusing to resume from parts that do not belong together")
+    return {**manifest, "step": step, "path": parts_folder}
+
+
+def load_checkpoint(
+    folder: pathlib.Path, task: Task, seed: int, run: dict[str, Any] | None = None
+) -> tuple[SGMMQ, list[tuple[int, float]], bool]:
+    """The model as it was at the checkpoint; ``exact`` is False when the env had to be rebuilt.
+    ``run`` (the run's settings), when given, must be the one the checkpoint was written for."""
+    manifest = read_manifest(folder)
+    if run is not None and manifest.get("run") is not None and manifest["run"] != run:
+        raise CheckpointError(f"the checkpoint in {folder} was written for another run than its {RUN_FILE} describes "
+                              f"(step {manifest['step']}); refusing to resume")
+    parts = manifest["path"]
+    state = cloudpickle.loads((parts / STATE_FILE).read_bytes())
     exact = state["env"] is not None
-    env = cloudpickle.loads(state["env"]) if exact else make_env(task, seed)
-    model = SGMMQ.load(folder / MODEL_FILE, env=env, force_reset=not exact)
-    model.load_replay_buffer(folder / "replay_buffer.pkl")
+    env = cloudpickle.loads(state["env"]) if exact else make_env(task, seed, continuous=state.get("continuous", False))
+    model = SGMMQ.load(parts / MODEL_FILE, env=env, force_reset=not exact)
+    model.load_replay_buffer(parts / BUFFER_FILE)
     _set_rng_states(model, state["rng"])
+    if model.num_timesteps != manifest["step"]:
+        raise CheckpointError(f"checkpoint model in {parts} is at step {model.num_timesteps}, its manifest says {manifest['step']}")
     return model, state["curve"], exact
 
 
@@ -182,21 +271,27 @@ def train_run(
     curve: list[tuple[int, float]],
     stop_after: int | None = None,
     progress_bar: bool = True,
+    run: dict[str, Any] | None = None,
 ) -> bool:
     """Train to ``total_timesteps`` in checkpointed chunks; False when stopped early by ``stop_after``."""
     from tqdm.auto import tqdm
+
+    for name, value in (("total_timesteps", total_timesteps), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or value < 1:  # checkpoint_every=0 would learn(0) forever
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     log_folder = out / "logs" if model.num_timesteps == 0 else out / "logs" / f"resumed_at_{model.num_timesteps}"
     model.set_logger(configure(str(log_folder), ["csv", "tensorboard"]))
     bar = tqdm(total=total_timesteps, initial=model.num_timesteps, disable=not progress_bar, unit="step")
     callback = RunCallback(total_timesteps, curve, bar)
+    write_curve(out / CURVE_FILE, curve)  # the checkpoint's curve: a kill after a commit may have left an older file
     try:
         while model.num_timesteps < total_timesteps:
             if stop_after is not None and model.num_timesteps >= stop_after:
                 return False
             chunk = min(checkpoint_every, total_timesteps - model.num_timesteps)
             model.learn(chunk, callback=callback, reset_num_timesteps=model.num_timesteps == 0)
-            save_checkpoint(model, out / CHECKPOINT_DIR, curve)
+            save_checkpoint(model, out / CHECKPOINT_DIR, curve, run)
             write_curve(out / CURVE_FILE, curve)
     finally:
         bar.close()
@@ -204,7 +299,7 @@ def train_run(
 
 
 def write_curve(path: pathlib.Path, curve: list[tuple[int, float]]) -> None:
-    path.write_text("step,return\n" + "".join(f"{step},{ret!r}\n" for step, ret in curve))
+    files.write_text_atomic(path, "step,return\n" + "".join(f"{step},{ret!r}\n" for step, ret in curve))
 
 
 def holds_run(out: pathlib.Path) -> bool:

@@ -55,26 +55,21 @@ class Pruner:
             self.strikes = torch.cat([self.strikes, self.strikes.new_zeros(n)])
 
 
+def _map_component_state(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], n_before: int, fn) -> None:  # type: ignore[no-untyped-def]
+    """Apply ``fn`` to every per-component optimizer-state tensor (first dimension ``n_before``)."""
+    for param in params:
+        for key, value in (optimizer.state.get(param) or {}).items():
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n_before:
+                optimizer.state[param][key] = fn(value)
+
+
 @torch.no_grad()
 def extend_optimizer_state(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], n_before: int, n_new: int) -> None:
     """Append zero per-component optimizer state (no momentum yet) for ``n_new`` components born last."""
-    for param in params:
-        state = optimizer.state.get(param)
-        if not state:
-            continue
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n_before:
-                state[key] = torch.cat([value, value.new_zeros((n_new, *value.shape[1:]))])
+    _map_component_state(optimizer, params, n_before, lambda value: torch.cat([value, value.new_zeros((n_new, *value.shape[1:]))]))
 
 
 @torch.no_grad()
 def slice_optimizer_state(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], keep: torch.Tensor) -> None:
     """Drop pruned components from per-parameter optimizer state (Adam moments and the like)."""
-    n_before = keep.shape[0]
-    for param in params:
-        state = optimizer.state.get(param)
-        if not state:
-            continue
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == n_before:
-                state[key] = value[keep].clone()
+    _map_component_state(optimizer, params, keep.shape[0], lambda value: value[keep].clone())

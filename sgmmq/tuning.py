@@ -3,9 +3,10 @@
 Each trial samples a configuration, trains it on ``n_seeds`` seeds one after the other and scores
 it by the mean normalized return (``Task.normalize``: 0 about random, 1 solved) of deterministic
 evaluation episodes. After every seed the running mean is reported, so the median pruner stops a
-bad configuration after its first seed. The study lives in a journal file (default, one machine or
-a shared file system) or in any database Optuna takes by URL (trials spread over machines: run the
-same command on each). The best configuration is written to ``best.json``, which
+bad configuration after its first seed (never after its last: a fully evaluated trial counts). The
+study lives in a journal file (default, one machine or a shared file system) or in any database
+Optuna takes by URL (trials spread over machines: run the same command on each; every invocation
+samples new points). The best configuration is written to ``best.json``, which
 ``sgmmq train --config`` reads.
 """
 
@@ -20,6 +21,7 @@ from stable_baselines3.common.logger import Logger
 
 from sgmmq.baselines.run import evaluate
 from sgmmq.envs import Task
+from sgmmq.files import write_json_atomic
 from sgmmq.runs import build_model
 
 
@@ -41,9 +43,9 @@ def sample(trial: Any) -> dict[str, Any]:
     }
 
 
-def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int) -> float:
-    """Normalized mean return of one training run."""
-    model = build_model(task, seed, config)
+def score(task: Task, config: dict[str, Any], seed: int, steps: int, eval_episodes: int, continuous: bool = False) -> float:
+    """Normalized mean return of one training run (``continuous``: on the task's Box-action form)."""
+    model = build_model(task, seed, config, continuous=continuous)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(steps)
     return task.normalize(float(evaluate(model, task, seed, n_episodes=eval_episodes).mean()))
@@ -70,9 +72,17 @@ def tune(
     storage: str | None = None,
     study_name: str | None = None,
     timeout: float | None = None,
-    sampler_seed: int | None = 0,
+    sampler_seed: int | None = None,
+    continuous: bool = False,
 ) -> dict[str, Any]:
-    """Run (or continue) the study; write ``out/best.json``; return score, trial and config path."""
+    """Run (or continue) the study; write ``out/best.json``; return score, trial, config path and
+    the trials this call added.
+
+    The sampler draws new points when a study is continued: with ``sampler_seed=None`` it starts
+    from fresh randomness; with a seed, the seed is offset by the trials already in the study (a
+    fixed seed would replay the same configurations on every call). A sampled configuration that
+    some finished trial already evaluated is not trained again: the trial takes that trial's value.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -81,25 +91,36 @@ def tune(
         storage=storage_for(out, storage),
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
     )
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    seed = None if sampler_seed is None else sampler_seed + len(before)
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
 
     def objective(trial: optuna.Trial) -> float:
         config = sample(trial)
+        for other in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if other.params == trial.params:
+                trial.set_user_attr("config", config)
+                trial.set_user_attr("same_as", other.number)
+                print(f"trial {trial.number}: same configuration as trial {other.number}, not trained again")
+                return float(other.value)
         scores = []
         for seed in range(n_seeds):
-            scores.append(score(task, config, seed, steps, eval_episodes))
+            scores.append(score(task, config, seed, steps, eval_episodes, continuous))
             trial.report(float(np.mean(scores)), step=seed)
-            if trial.should_prune():
+            if seed < n_seeds - 1 and trial.should_prune():  # a fully evaluated trial is never pruned
+                print(f"trial {trial.number}: pruned after {seed + 1} of {n_seeds} seeds "
+                      f"(normalized score {np.mean(scores):.3f}, below the median) {json.dumps(config)}")
                 raise optuna.TrialPruned()
         trial.set_user_attr("config", config)
         print(f"trial {trial.number}: normalized score {np.mean(scores):.3f} {json.dumps(config)}")
         return float(np.mean(scores))
 
     study.optimize(objective, n_trials=n_trials, timeout=timeout)
-    best = study.best_trial
-    out.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    added = [(t.number, t.state.name.lower()) for t in trials if t.number not in before]
+    best = study.best_trial  # ValueError "No trials are completed yet" when none is
     config_path = out / "best.json"
-    config_path.write_text(json.dumps(best.user_attrs["config"], indent=2) + "\n")
-    return {"score": best.value, "trial": best.number, "config": config_path}
+    write_json_atomic(config_path, best.user_attrs["config"], indent=2)
+    return {"score": best.value, "trial": best.number, "config": config_path, "added": added, "n_trials": len(trials)}

@@ -1,6 +1,7 @@
 """SGMMQ as a Stable-Baselines3 algorithm: learning, SB3 integration, save/load, errors."""
 
 import json
+import re
 import zipfile
 
 import gymnasium as gym
@@ -162,14 +163,27 @@ class MultiDiscreteEnv(gym.Env):
 @pytest.mark.parametrize(
     "env, message",
     [
-        ("Pendulum-v1", "Discrete action space"),
-        (MultiDiscreteEnv(), "Discrete action space"),
+        (MultiDiscreteEnv(), "Discrete or a bounded 1-D Box action space"),
         (ImageEnv(), "flat continuous"),
     ],
 )
 def test_unsupported_spaces_are_refused(env, message):
     with pytest.raises(ValueError, match=message):
         SGMMQ("GMMPolicy", env)
+
+
+def test_image_space_error_shows_the_shape_the_user_gave():
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\)"):
+        SGMMQ("GMMPolicy", ImageEnv())
+
+
+class UnboundedActionEnv(MultiDiscreteEnv):
+    action_space = spaces.Box(-np.inf, np.inf, (1,), dtype=np.float32)
+
+
+def test_unbounded_box_actions_get_our_error_not_an_assertion():
+    with pytest.raises(ValueError, match="bounded Box action space"):
+        SGMMQ("GMMPolicy", UnboundedActionEnv())
 
 
 def test_infinite_unknown_box_asks_for_obs_bounds():
@@ -209,11 +223,31 @@ def test_wrong_observation_shape_is_refused():
         (dict(policy_kwargs=dict(std_bounds=(0.5, 0.1))), "std_min"),
         (dict(policy_kwargs=dict(n_components=0)), "n_components"),
         (dict(policy_kwargs=dict(optimizer_class="lbfgs")), "optimizer_class"),
+        # wrong types are named too (they used to fail inside a comparison with a bare TypeError)
+        (dict(learning_rate="0.01"), "learning_rate must be a number > 0 or a schedule"),
+        (dict(gamma="abc"), "gamma must be a number in"),
+        (dict(batch_size="32"), "batch_size must be an integer >= 1, got batch_size='32'"),
+        (dict(batch_size=True), "batch_size must be an integer"),
+        (dict(window_size=1000.5), "window_size must be an integer"),
+        (dict(learning_starts=None), "learning_starts must be an integer >= 0"),
+        (dict(train_freq=0), "train_freq"),
+        (dict(train_freq=(4, "minute")), "train_freq"),
+        (dict(gradient_steps=0), "gradient_steps"),
+        (dict(target_update_interval=2.5), "target_update_interval must be an integer"),
+        (dict(exploration_fraction="0.2"), "exploration_fraction must be a number"),
+        (dict(prune_patience=[3]), "prune_patience must be an integer"),
+        (dict(policy_kwargs=[("n_components", 8)]), "policy_kwargs must be a dict"),
     ],
 )
 def test_nonsense_hyperparameters_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         SGMMQ("GMMPolicy", "CartPole-v1", **kwargs)
+
+
+def test_numpy_numbers_and_schedules_are_accepted():
+    model = SGMMQ("GMMPolicy", "CartPole-v1", batch_size=np.int64(16), gamma=np.float32(0.9), learning_rate=lambda p: 1e-2 * p,
+                  train_freq=(1, "step"), gradient_steps=-1)
+    assert model.batch_size == 16
 
 
 def test_corrupt_and_foreign_save_files_are_refused(tmp_path):

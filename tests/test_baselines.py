@@ -7,9 +7,9 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
-from sgmmq.baselines.configs import DQN_ZOO, PPO_ZOO, ZOO
+from sgmmq.baselines.configs import DQN_ZOO, PPO_ZOO, SAC_ZOO, TD3_ZOO, ZOO
 from sgmmq.baselines.counting import count_parameters, mlp_parameters
-from sgmmq.baselines.dense import METHODS, build_model, resolve_config
+from sgmmq.baselines.dense import CONTINUOUS_METHODS, METHODS, build_model, resolve_config
 from sgmmq.baselines.run import train_and_evaluate
 from sgmmq.baselines.sparse import SparseDQN, gmp_sparsity, layer_densities
 from sgmmq.envs import TASKS, make_vec_env
@@ -56,9 +56,12 @@ def test_zoo_rows_are_verbatim():
         2.3e-3, 64, 256, 128)
     assert cartpole["policy_kwargs"] == {"net_arch": [256, 256]} and cartpole["n_timesteps"] == 50_000
     assert PPO_ZOO["CartPole-v1"]["learning_rate"] == "lin_0.001"
-    for rows in ZOO.values():
-        assert set(TASKS) <= set(rows)
+    for algo, rows in ZOO.items():
+        box_tasks = {t for t, task in TASKS.items() if task.has_continuous_form}
+        assert (box_tasks if algo in ("sac", "td3") else set(TASKS)) <= set(rows)
         assert all(row["provenance"] for row in rows.values())
+    assert SAC_ZOO["MountainCarContinuous-v0"]["policy_kwargs"] == dict(log_std_init=-3.67, net_arch=[64, 64], use_expln=True)
+    assert TD3_ZOO["Pendulum-v1"]["noise_std"] == 0.1 and TD3_ZOO["Pendulum-v1"]["gamma"] == 0.98
 
 
 def test_overrides_are_explicit_and_recorded():
@@ -98,6 +101,20 @@ def test_actor_critic_counts_match_hand_computed():
     assert counts["training"] == 9_155  # ecosystem.md section 3.4
     a2c, _ = build_model("a2c_zoo", "Acrobot-v1", seed=0)
     assert count_parameters(a2c)["training"] == 9_476
+
+
+def test_sac_and_td3_count_their_actor_and_take_the_zoo_noise():
+    sac, _ = build_model("sac_zoo", "Pendulum-v1", seed=0, net_arch=[8, 8], overrides={"buffer_size": 100})
+    counts = count_parameters(sac)
+    # actor: 3 -> 8 -> 8, then mean and log_std heads 8 -> 1 each; critics: two (3 + 1) -> 8 -> 8 -> 1
+    assert counts["inference"] == mlp_parameters([3, 8, 8]) + 2 * mlp_parameters([8, 1]) == 122
+    assert counts["critic"] == 2 * mlp_parameters([4, 8, 8, 1]) and counts["training"] == 122 + 2 * counts["critic"]
+    td3, spec = build_model("td3_zoo", "LunarLanderContinuous-v3", seed=0, overrides={"buffer_size": 100})
+    assert count_parameters(td3)["inference"] == mlp_parameters([8, 400, 300, 2])
+    assert td3.action_space.shape == (2,) and spec.provenance.startswith("rl_zoo3 2.9.2 td3.yml")
+    np.testing.assert_allclose(td3.action_noise._sigma, [0.1, 0.1])
+    with pytest.raises(ValueError, match="No sac config for 'CartPole-v1'; known: Pendulum-v1"):
+        build_model("sac_zoo", "CartPole-v1", seed=0)
 
 
 def test_sparse_counts_only_nonzero_and_sgmmq_duck_typing():
@@ -212,6 +229,8 @@ def _short(method):
     overrides = {}
     if method.startswith("dqn"):
         overrides["buffer_size"] = 5_000
+    if method in CONTINUOUS_METHODS:
+        overrides.update(buffer_size=5_000, learning_starts=500)
     if method in ("ppo_zoo", "a2c_zoo"):
         overrides["n_steps"] = 16
         overrides["batch_size"] = 64 if method == "ppo_zoo" else None
@@ -222,6 +241,10 @@ def _short(method):
 @pytest.mark.parametrize("env_id", list(TASKS))
 @pytest.mark.parametrize("method", METHODS)
 def test_every_baseline_trains_on_every_task(method, env_id):
+    if method in CONTINUOUS_METHODS and not TASKS[env_id].has_continuous_form:
+        pytest.skip("SAC and TD3 need Box actions")
+    if env_id == "LunarLanderContinuous-v3" and method not in ("dqn_zoo", *CONTINUOUS_METHODS):
+        pytest.skip("its discretized form is LunarLander-v3's rows on 9 actions: dqn_zoo stands for them")
     result = train_and_evaluate(
         method, env_id, seed=0, n_timesteps=2_000, net_arch=[32, 32], overrides=_short(method), eval_episodes=2,
         live_budget=300 if method in ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl") else None,

@@ -111,7 +111,7 @@ def test_resume_after_an_interruption_gives_the_same_run(run: tuple[Path, str], 
 def test_errors_are_one_line_with_exit_2(run: tuple[Path, str], tmp_path: Path) -> None:
     one_line_error(sgmmq("train", "NoSuchTask-v0"), "Unknown task", "CartPole-v1", "LunarLander-v3")
     one_line_error(sgmmq("train", "CartPole-v1", "--out", run[0], "--steps", "10"), "already holds a run", "--overwrite")
-    one_line_error(sgmmq("train", "BipedalWalker-v3", "--out", tmp_path / "bw"), "Discrete action space")
+    one_line_error(sgmmq("train", "CartPole-v1", "--continuous", "--out", tmp_path / "bw"), "no continuous form")
     one_line_error(sgmmq("train", "CartPole-v1", "--out", tmp_path / "b", "--set", "batch_size=0"), "batch_size")
     one_line_error(sgmmq("train", "CartPole-v1", "--out", tmp_path / "c", "--set", "no_such_option=1"), "no_such_option")
     one_line_error(sgmmq("eval", tmp_path / "missing.zip"), "No saved model")

@@ -3,6 +3,7 @@
 import geoopt
 import pytest
 import torch
+from geoopt.linalg import sym
 
 from sgmmq.geometry import BoundedSPD, clamp_eigenvalues, riemannian_gradient, second_order_retraction
 
@@ -84,3 +85,18 @@ def test_bounds_are_validated():
         BoundedSPD(eig_min=1.0, eig_max=0.5)
     with pytest.raises(ValueError, match="eig_min"):
         BoundedSPD(eig_min=0.0, eig_max=1.0)
+
+
+def test_retraction_and_projection_give_the_bits_of_the_plain_composition():
+    """One batched Cholesky check and no second ``sym`` change no result: the reference is the formula."""
+    g = torch.Generator().manual_seed(5)
+    manifold = BoundedSPD(eig_min=0.04, eig_max=2500.0)
+    x = manifold.projx(random_spd(32, 5, g))
+    for scale in (1e-3, 1.0, 1e3):  # inside the bounds, and (large steps) some outside
+        u = random_symmetric(32, 5, g, scale)
+        y = sym(second_order_retraction(x, u))
+        eig = torch.linalg.eigvalsh(y)
+        inside = ((eig > 0.04) & (eig < 2500.0)).all(-1)
+        reference = torch.where(inside[:, None, None], y, clamp_eigenvalues(y, 0.04, 2500.0))
+        assert torch.equal(manifold.retr(x, u), reference)
+        assert torch.equal(manifold.projx(y), reference)

@@ -26,7 +26,8 @@ TINY = {
     "methods": [
         {"method": "sgmmq", "n_components": [4], "overrides": {"learning_starts": 100}},
         {"method": "dqn_zoo", "net_arch": [[8]]},
-        {"method": "sgmmq", "label": "broken", "overrides": {"not_a_hyperparameter": 1}},
+        # passes the config's checks (the key exists), fails when the run builds its model
+        {"method": "sgmmq", "label": "broken", "overrides": {"policy_kwargs": {"action_encoding": "binary"}}},
     ],
 }
 OK_IDS = [f"CartPole-v1__{c}__s{s}" for s in (0, 1) for c in ("sgmmq__k4", "dqn_zoo__w8")]
@@ -97,7 +98,7 @@ def test_a_sweep_writes_complete_runs_and_records_a_failing_one(swept: tuple[Pat
     assert read(out, OK_IDS[1])["params"]["inference"] == 4 * 8 + 8 + 8 * 2 + 2  # dqn [8] on CartPole
     for run_id in FAILED_IDS:
         failed = read(out, run_id)
-        assert failed["status"] == "failed" and "not_a_hyperparameter" in failed["error"]
+        assert failed["status"] == "failed" and "action_encoding" in failed["error"]
 
 
 def test_a_rerun_skips_finished_runs_and_redoes_broken_ones(swept: tuple[Path, Path, str]) -> None:

@@ -11,6 +11,8 @@ final_eval_episodes: null # null: the task's eval_episodes
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
     n_components: [8, 32]
+  - method: sgmmq_continuous  # S-GMM-QF on the native Box actions (Box-action tasks only)
+    n_components: [8, 32]
   - method: dqn_zoo       # any of sgmmq.baselines.dense.METHODS; budgets through net_arch ...
     net_arch: [[16, 16], [64, 64]]
   - method: dqn_rigl      # ... or, for the sparse DQNs, live_budget
@@ -33,6 +35,8 @@ from typing import Any
 from sgmmq.envs.tasks import get_task
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
+# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
+SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
 
@@ -42,7 +46,7 @@ class Run:
     """One training run of the sweep: everything a worker needs, JSON-serializable."""
 
     task: str
-    method: str  # "sgmmq" or a baseline of sgmmq.baselines.dense.METHODS
+    method: str  # one of SGMMQ_METHODS or a baseline of sgmmq.baselines.dense.METHODS
     label: str  # the method's name in tables and plots
     budget_key: str | None  # which of BUDGET_KEYS sets the size, or None (the method's default size)
     budget: Any  # its value: an int, or a list of widths
@@ -77,48 +81,185 @@ def budget_tag(key: str | None, value: Any) -> str:
 
 
 def read(path: str | pathlib.Path) -> dict[str, Any]:
-    """A config file (``.yml``/``.yaml``, ``.json`` or ``.toml``) as a dict, checked."""
+    """A config file (``.yml``/``.yaml``, ``.json`` or ``.toml``) as a dict, checked completely
+    (every field, method name and override key) before any run starts."""
     path = pathlib.Path(path)
-    text = path.read_text()
-    if path.suffix in (".yml", ".yaml"):
-        import yaml
-
-        config = yaml.safe_load(text)
-    elif path.suffix == ".json":
-        config = json.loads(text)
-    elif path.suffix == ".toml":
-        import tomllib  # Python 3.11+
-
-        config = tomllib.loads(text)
-    else:
+    if path.suffix not in (".yml", ".yaml", ".json", ".toml"):
         raise ValueError(f"{path}: a sweep config is .yml, .yaml, .json or .toml")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            config = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            config = json.loads(text)
+        else:
+            import tomllib  # Python 3.11+
+
+            config = tomllib.loads(text)
+    except Exception as error:  # noqa: BLE001 -- yaml, json and toml each raise their own
+        kind = {".yml": "YAML", ".yaml": "YAML", ".json": "JSON", ".toml": "TOML"}[path.suffix]
+        raise ValueError(f"{path} is not valid {kind}: {_one_line(error)}") from None
     check(config, str(path))
     return config
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _known_tasks() -> tuple[str, ...]:
+    from sgmmq.envs.tasks import TASKS
+
+    return tuple(TASKS)
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_per_task(config: dict[str, Any], key: str, ok: Any, expected: str, where: str, nullable: bool) -> None:
+    """``key`` is a value, or a mapping of task ids (and ``default``) to values; each one ``ok``."""
+    value = config.get(key)
+    values = value.items() if isinstance(value, dict) else [(None, value)]
+    for task, item in values:
+        field_name = key if task is None else f"{key}.{task}"
+        if task is not None and task != "default" and task not in config["tasks"]:
+            raise ValueError(f"{where}: {field_name}: {task!r} is not one of this config's tasks {config['tasks']}")
+        if not ((item is None and nullable) or ok(item)):
+            raise ValueError(f"{where}: {field_name} must be {expected}{' or null' if nullable else ''}, got {item!r}")
+
+
+def override_keys(method: str) -> set[str]:
+    """The hyperparameters a method's ``overrides`` may set: its constructor's keyword arguments."""
+    import inspect
+
+    if method in SGMMQ_METHODS:
+        from sgmmq.agent import SGMMQ
+
+        classes = [SGMMQ]
+        extra: set[str] = set()
+    else:
+        from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+
+        from sgmmq.baselines import dense
+        from sgmmq.baselines.sparse import SparseDQN
+
+        classes = {"ppo": [PPO], "a2c": [A2C], "sac": [SAC], "td3": [TD3]}.get(method.split("_")[0], [DQN])
+        if method[len("dqn_"):] in dense.SPARSE_METHODS:
+            classes = [SparseDQN, DQN]
+        extra = set(dense._CONFIG_ONLY_KEYS) - {"provenance", "dropped"}  # noqa: SLF001 -- the same module family
+    keys = {name for cls in classes for name in inspect.signature(cls.__init__).parameters}
+    return (keys | extra) - {"self", "policy", "env", "seed", "verbose", "kwargs", "_init_setup_model", "sparse_method"}
+
+
+def _check_overrides(method: str, overrides: Any, where: str) -> None:
+    import difflib
+
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}: must be a mapping of hyperparameters, got {overrides!r}")
+    known = override_keys(method)
+    for key in overrides:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise ValueError(f"{where}: {key!r} is not a hyperparameter of {method}"
+                             + (f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(known))}"))
+    if method in SGMMQ_METHODS:  # types and ranges, as the constructor would check them, before any run
+        import inspect
+
+        from sgmmq.agent import SGMMQ, _check_hyperparameters
+        from sgmmq.mixture import GMMQFunction
+        from sgmmq.policies import GMMPolicy
+
+        policy_keys = {*inspect.signature(GMMPolicy.__init__).parameters, *inspect.signature(GMMQFunction.__init__).parameters}
+        policy_keys -= {"self", "observation_space", "action_space", "lr_schedule", "q_kwargs", "state_dim", "n_actions"}
+        policy_kwargs = overrides.get("policy_kwargs") or {}
+        for key in policy_kwargs if isinstance(policy_kwargs, dict) else ():
+            if key not in policy_keys:
+                close = difflib.get_close_matches(str(key), policy_keys, n=1)
+                raise ValueError(f"{where}: policy_kwargs: {key!r} is not an argument of GMMPolicy"
+                                 + (f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(sorted(policy_keys))}"))
+
+        defaults = {name: p.default for name, p in inspect.signature(SGMMQ.__init__).parameters.items()}
+        try:
+            _check_hyperparameters({**defaults, **overrides})
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+
+
 def check(config: Any, where: str = "config") -> None:
+    """Raise a ValueError naming the first bad field (``where: field: problem``)."""
+    from sgmmq.baselines.dense import CONTINUOUS_METHODS, METHODS, SPARSE_METHODS
+
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a mapping at the top level")
     unknown = set(config) - _TOP_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
     for key in ("tasks", "methods"):
-        if not config.get(key):
+        if not config.get(key) or not isinstance(config[key], list):
             raise ValueError(f"{where}: '{key}' must be a non-empty list")
+    for key in ("name", "description"):
+        if key in config and not isinstance(config[key], str):
+            raise ValueError(f"{where}: {key} must be a string, got {config[key]!r}")
     for env_id in config["tasks"]:
+        if not isinstance(env_id, str):
+            raise ValueError(f"{where}: tasks: {env_id!r} is not a task id; known: {', '.join(_known_tasks())}")
         get_task(env_id)  # ValueError naming the known tasks
+    seeds_ok = lambda v: _is_int(v, 1) or (isinstance(v, list) and v and all(_is_int(s, 0) for s in v) and len(set(v)) == len(v))  # noqa: E731
+    _check_per_task(config, "seeds", seeds_ok, "a count >= 1 or a list of distinct seeds >= 0", where, nullable=True)
+    positive = lambda v: _is_int(v, 1)  # noqa: E731
+    for key in ("steps", "eval_every", "eval_episodes", "final_eval_episodes"):
+        _check_per_task(config, key, positive, "an integer >= 1", where, nullable=True)
+    known_methods = (*SGMMQ_METHODS, *METHODS)
     for i, entry in enumerate(config["methods"]):
+        at = f"{where}: methods[{i}]"
         if not isinstance(entry, dict) or "method" not in entry:
-            raise ValueError(f"{where}: methods[{i}] needs a 'method'")
+            raise ValueError(f"{at} needs a 'method'")
         unknown = set(entry) - _ENTRY_KEYS
         if unknown:
-            raise ValueError(f"{where}: methods[{i}] has unknown keys {sorted(unknown)}; known: {sorted(_ENTRY_KEYS)}")
+            raise ValueError(f"{at} has unknown keys {sorted(unknown)}; known: {sorted(_ENTRY_KEYS)}")
+        method = entry["method"]
+        if method not in known_methods:
+            import difflib
+
+            close = difflib.get_close_matches(str(method), known_methods, n=1)
+            raise ValueError(f"{at}.method: unknown method {method!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f"; known: {', '.join(known_methods)}")
+        if "label" in entry and not (isinstance(entry["label"], str) and entry["label"]):
+            raise ValueError(f"{at}.label must be a non-empty string, got {entry['label']!r}")
+        if "tasks" in entry:
+            if not isinstance(entry["tasks"], list) or not entry["tasks"]:
+                raise ValueError(f"{at}.tasks must be a non-empty list of this config's tasks")
+            strays = [t for t in entry["tasks"] if t not in config["tasks"]]
+            if strays:
+                raise ValueError(f"{at}.tasks: {strays} not among this config's tasks {config['tasks']}")
         if sum(key in entry for key in BUDGET_KEYS) > 1:
-            raise ValueError(f"{where}: methods[{i}] sets more than one of {BUDGET_KEYS}")
-        if entry["method"] == "sgmmq" and ("net_arch" in entry or "live_budget" in entry):
-            raise ValueError(f"{where}: methods[{i}]: S-GMM-QF budgets are n_components")
-        if entry["method"] != "sgmmq" and "n_components" in entry:
-            raise ValueError(f"{where}: methods[{i}]: n_components is for method sgmmq only")
+            raise ValueError(f"{at} sets more than one of {BUDGET_KEYS}")
+        if method in SGMMQ_METHODS and ("net_arch" in entry or "live_budget" in entry):
+            raise ValueError(f"{at}: S-GMM-QF budgets are n_components")
+        if method not in SGMMQ_METHODS and "n_components" in entry:
+            raise ValueError(f"{at}: n_components is for methods {SGMMQ_METHODS} only")
+        if method in ("sgmmq_continuous", *CONTINUOUS_METHODS):
+            discrete = [t for t in entry.get("tasks", config["tasks"]) if not get_task(t).has_continuous_form]
+            if discrete:
+                raise ValueError(f"{at}: {method} needs Box-action tasks; "
+                                 f"{discrete} have discrete actions (restrict the entry with 'tasks')")
+        sparse = method.startswith("dqn_") and method[len("dqn_"):] in SPARSE_METHODS
+        if sparse and "live_budget" not in entry:
+            raise ValueError(f"{at}: {method} needs live_budget (a list of live-weight counts)")
+        for key in BUDGET_KEYS:
+            if key not in entry:
+                continue
+            budgets = entry[key]
+            good = (lambda b: isinstance(b, list) and all(_is_int(w, 1) for w in b)) if key == "net_arch" else (lambda b: _is_int(b, 1))
+            if not isinstance(budgets, list) or not budgets or not all(good(b) for b in budgets):
+                expected = "lists of layer widths >= 1" if key == "net_arch" else "integers >= 1"
+                raise ValueError(f"{at}.{key} must be a non-empty list of {expected}, got {budgets!r}")
+        _check_overrides(method, entry.get("overrides") or {}, f"{at}.overrides")
 
 
 def _per_task(value: Any, env_id: str, default: Any) -> Any:

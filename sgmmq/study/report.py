@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from sgmmq.envs.tasks import get_task
-from sgmmq.study.config import expand
+from sgmmq.files import save_figure, write_text_atomic
+from sgmmq.study.config import SGMMQ_METHODS, expand
 from sgmmq.study.runner import RUNS_DIR
 
 SGMMQ = "sgmmq"
@@ -107,7 +108,7 @@ def _budget_order(result: dict[str, Any]) -> Any:
 def group(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``{task: {config: [runs sorted by seed]}}``, configs in method then budget order."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    ordered = sorted(results, key=lambda r: (r["label"] != SGMMQ, r["label"], _budget_order(r), r["seed"]))
+    ordered = sorted(results, key=lambda r: (r["label"] not in SGMMQ_METHODS, r["label"], _budget_order(r), r["seed"]))
     for r in ordered:
         out[r["task"]].setdefault(r["config"], []).append(r)
     return dict(out)
@@ -202,7 +203,7 @@ def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> Ratio
     out = {}
     for task, configs in grouped.items():
         reference = _reference_dqn(configs, task)
-        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
+        mine = [c for c, rs in configs.items() if rs[0]["method"] in SGMMQ_METHODS]
         if reference is not None and mine:
             paired = _on_shared_seeds({c: configs[c] for c in [reference, *mine]})
             if paired:
@@ -230,8 +231,8 @@ def verdicts(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, 
     for task, configs in grouped.items():
         norm = stats[task]["normalized_score"]
         live = {c: float(np.median([r["params"]["inference"] for r in rs])) for c, rs in configs.items()}
-        mine = [c for c, rs in configs.items() if rs[0]["method"] == SGMMQ]
-        theirs = [c for c, rs in configs.items() if rs[0]["method"] != SGMMQ]
+        mine = [c for c, rs in configs.items() if rs[0]["method"] in SGMMQ_METHODS]
+        theirs = [c for c, rs in configs.items() if rs[0]["method"] not in SGMMQ_METHODS]
         if not mine or not theirs:
             continue
         best_mine = max(mine, key=lambda c: (norm[c][0], -live[c]))
@@ -318,9 +319,7 @@ def write_summary(path: str | pathlib.Path, lines: list[str]) -> None:
     path = pathlib.Path(path)
     rows, begin, end = _summary_span(path)
     new = "".join(rows[:begin + 1]) + "".join(f"{line}\n" for line in lines) + "".join(rows[end:])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    write_text_atomic(path, new)
 
 
 def normalized_matrices(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, np.ndarray]:
@@ -369,7 +368,7 @@ def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], pa
     axes[0, 0].set_ylabel("return (IQM over seeds, 95% CI)")
     fig.suptitle(f"{task}: learning curves (deterministic evaluation episodes)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -387,7 +386,7 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], s
             mine = [(np.median([r["params"]["inference"] for r in rs]), *raw[c]) for c, rs in configs.items() if rs[0]["label"] == label]
             x, y, low, high = np.array(sorted(mine)).T
             ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=label,
-                        lw=2.5 if label == SGMMQ else 1.2)
+                        lw=2.5 if label in SGMMQ_METHODS else 1.2)
         ax.axhline(get_task(task).success_threshold, color="gray", ls=":", lw=1)
         ax.set(xscale="log", title=task, xlabel="live parameters (log)", ylabel="final return (IQM, 95% CI)")
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
@@ -396,19 +395,19 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], s
         ax.axis("off")
     fig.suptitle("Return versus live parameters\n(dotted: the task's success threshold)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_live_components(grouped: dict[str, dict[str, list[dict[str, Any]]]], path: pathlib.Path) -> bool:
     plt = _plt()
-    tasks = [t for t in grouped if any(rs[0]["method"] == SGMMQ for rs in grouped[t].values())]
+    tasks = [t for t in grouped if any(rs[0]["method"] in SGMMQ_METHODS for rs in grouped[t].values())]
     if not tasks:
         return False
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for config, rs in grouped[task].items():
-            if rs[0]["method"] != SGMMQ:
+            if rs[0]["method"] not in SGMMQ_METHODS:
                 continue
             steps, live = _aligned(rs, "live_components")
             line, = ax.plot(steps, np.median(live, 0), label=config.split(" ", 1)[1])
@@ -417,7 +416,7 @@ def plot_live_components(grouped: dict[str, dict[str, list[dict[str, Any]]]], pa
         ax.legend(fontsize=7, title="initial budget", title_fontsize=7)
     fig.suptitle("S-GMM-QF: live components over training")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return True
 
@@ -431,15 +430,17 @@ def _pairs(state_dim: int) -> list[tuple[int, int]]:
 def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int = 120) -> None:
     """1-std ellipses of every live Gaussian on pairs of state coordinates, coloured by action, over
     the greedy action (background) on the plane through the box centre (the whole state for 2-D)."""
-    import torch
     from matplotlib.patches import Ellipse
 
-    from sgmmq.inspection import components
+    from sgmmq.inspection import color_index, components, greedy_colors
 
     plt = _plt()
     q_net = model.policy.q_net
     d, n_actions = q_net.state_dim, q_net.codes.shape[0]
-    colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
+    if q_net.continuous:  # colours over the first action coordinate (sgmmq.inspection.color_index)
+        colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, 21))
+    else:
+        colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
     pairs = _pairs(d)
     ncols = min(3, len(pairs))
     nrows = -(-len(pairs) // ncols)
@@ -451,10 +452,10 @@ def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int
     for ax, (i, j) in zip(axes.ravel(), pairs):
         states = np.zeros((n * n, d), dtype=np.float32)
         states[:, i], states[:, j] = xx.ravel(), yy.ravel()
-        with torch.no_grad():
-            greedy = q_net(torch.as_tensor(states)).argmax(1).numpy().reshape(n, n)
+        greedy = greedy_colors(q_net, states).reshape(n, n)
         ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.3)
         for row in rows:
+            row = {**row, "action": color_index(q_net, row["action"])}
             cov = row["covariance"][np.ix_([i, j], [i, j])]
             eigvals, eigvecs = np.linalg.eigh(cov)
             angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
@@ -467,19 +468,22 @@ def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int
                ylabel=f"s{j} in [{task.obs_low[j]:.3g}, {task.obs_high[j]:.3g}]")
     for ax in axes.ravel()[len(pairs):]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
+    if q_net.continuous:
+        handles = [plt.Line2D([], [], color=colors[i], lw=3, label=f"action[0] = {v:+.1f}") for i, v in ((0, -1), (10, 0), (20, 1))]
+    else:
+        handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
     fig.legend(handles=handles, loc="upper right", fontsize=7)
     where = "greedy action over the state space" if d == 2 else "greedy action on the plane through the box centre (other coordinates 0)"
     fig.suptitle(f"{title}\n{q_net.n_components} live Gaussians (1-std ellipses, line width ~ |xi|); background: {where}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 # --- the README ---------------------------------------------------------------------------------
 def _pick_model_run(configs: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
     """The median-score seed of the best S-GMM-QF budget (by mean final score)."""
-    candidates = [rs for rs in configs.values() if rs[0]["method"] == SGMMQ and any("model" in r for r in rs)]
+    candidates = [rs for rs in configs.values() if rs[0]["method"] in SGMMQ_METHODS and any("model" in r for r in rs)]
     if not candidates:
         return None
     best = max(candidates, key=lambda rs: np.mean([r["score_mean"] for r in rs]))
@@ -493,12 +497,13 @@ def _last_line(error: str) -> str:
 
 def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
            readme: str | pathlib.Path | None = None, command: str = "sgmmq report",
-           summary: str | pathlib.Path | None = None) -> pathlib.Path:
+           summary: str | pathlib.Path | None = None, trusted: bool = False) -> pathlib.Path:
     """Write the README (``results/README.md`` unless ``readme`` names another file) and the PNGs
     (in ``results``); return the README's path. A README outside ``results`` links the PNGs
     relative to itself and lists the other result folders beside it that hold a README.md.
     ``summary`` names a file (the project's README) whose summary block gets the verdicts and
-    compute ratios, so that they are never copied by hand; it is checked before any work."""
+    compute ratios, so that they are never copied by hand; it is checked before any work.
+    ``trusted`` lets the model files be unpickled (see ``SGMMQ.load``); by default they are not."""
     results = pathlib.Path(results)
     readme = pathlib.Path(readme) if readme is not None else results / "README.md"
     def link(name: str) -> str:  # a file of ``results`` as the README links it
@@ -546,8 +551,8 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         lines += [f"## Over all tasks ({', '.join(grouped)}): normalized scores", "",
                   "| method budget | seeds per task | normalized IQM [95% CI] |", "| --- | ---: | ---: |",
                   *[f"| {c} | {n_seeds[c]} | {_ci(agg[c], '.3f')} |" for c in matrices], ""]
-        mine = [c for c in matrices if c.split(" ")[0] == SGMMQ]
-        theirs = [c for c in matrices if c.split(" ")[0] != SGMMQ]
+        mine = [c for c in matrices if c.split(" ")[0] in SGMMQ_METHODS]
+        theirs = [c for c in matrices if c.split(" ")[0] not in SGMMQ_METHODS]
         if mine and theirs:
             poi = improvement({f"{m}|{t}": (matrices[m], matrices[t]) for m in mine for t in theirs}, reps)
             lines += ["### Probability of improvement of S-GMM-QF over each baseline", "",
@@ -591,7 +596,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
 
             png = f"gaussians_{task}.png"
             title = f"{task}, {chosen['config']}, seed {chosen['seed']} (score {chosen['score_mean']:.1f})"
-            plot_gaussians(Model.load(results / chosen["model"], device="cpu"), get_task(task), results / png, title)
+            plot_gaussians(Model.load(results / chosen["model"], device="cpu", trusted=trusted), get_task(task), results / png, title)
             lines += [f"The learned Gaussians of {chosen['id']} (the median seed of the best S-GMM-QF budget):", "",
                       f"![gaussians {task}]({link(png)})", ""]
     if failed:
@@ -603,7 +608,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         if others:
             lines += ["## Other results in this folder", "",
                       *[f"- [{d.name}/]({d.name}/README.md): {_title(d / 'README.md')}" for d in others], ""]
-    readme.write_text("\n".join(lines))
+    write_text_atomic(readme, "\n".join(lines))
     if summary is not None:
         write_summary(summary, summary_lines(matched, matched_stats, ok, config, os.path.relpath(readme, summary.parent), ratios))
     return readme

@@ -32,8 +32,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from sgmmq.provenance import write_json_atomic
-from sgmmq.study.config import Run, expand
+from sgmmq.files import write_bytes_atomic, write_json_atomic
+from sgmmq.study.config import SGMMQ_METHODS, Run, expand
 
 RUNS_DIR, MODELS_DIR = "runs", "models"
 
@@ -80,13 +80,13 @@ def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
     from stable_baselines3.common.logger import Logger
 
     logger = Logger(folder=None, output_formats=[])
-    if run.method == "sgmmq":
+    if run.method in SGMMQ_METHODS:
         from sgmmq import runs
 
         hyperparameters = json.loads(json.dumps(run.overrides))
         if run.budget_key == "n_components":
             hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(run.budget)
-        model = runs.build_model(task, run.seed, hyperparameters)
+        model = runs.build_model(task, run.seed, hyperparameters, continuous=run.method == "sgmmq_continuous")
         model.set_logger(logger)
         return model, {"gamma": task.gamma, **hyperparameters}
     from dataclasses import asdict
@@ -142,10 +142,11 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
             "hyperparameters": hyperparameters,
         }
         model_zip = None
-        if run.method == "sgmmq":
+        if run.method in SGMMQ_METHODS:
             final_point["live_components"] = int(model.live_components)
             result["live_components"] = int(model.live_components)
             result["prune_events"] = [list(event) for event in model.prune_events]
+            result["pool_events"] = [list(event) for event in model.pool_events]  # (step, born, moved, live)
             with tempfile.TemporaryDirectory() as folder:
                 model.save(pathlib.Path(folder) / "model.zip")
                 model_zip = (pathlib.Path(folder) / "model.zip").read_bytes()
@@ -187,12 +188,7 @@ def is_complete(out: pathlib.Path, run: Run) -> bool:
 def _save(out: pathlib.Path, outcome: dict[str, Any]) -> dict[str, Any]:
     result = outcome["result"]
     if outcome.get("model_zip") is not None:  # the model first: a JSON that says ok has its model
-        path = out / result["model"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(outcome["model_zip"])
-        os.replace(tmp, path)
+        write_bytes_atomic(out / result["model"], outcome["model_zip"])
     write_json_atomic(out / RUNS_DIR / f"{result['id']}.json", result)
     return result
 
@@ -284,7 +280,7 @@ def sweep(
     out = pathlib.Path(out)
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     for leftover in [*(out / RUNS_DIR).glob("*.tmp"), *(out / MODELS_DIR).glob("*.tmp")]:
-        leftover.unlink()  # half-written files of a killed sweep
+        leftover.unlink()  # half-written files of a killed sweep (hidden .NAME.PID.tmp, or mkstemp's of older versions)
     write_json_atomic(out / "config.json", config)
     runs = expand(config)
     todo = [run for run in runs if not is_complete(out, run)]
