@@ -11,6 +11,8 @@ Methods:
   the linear-policy baseline; it has one size (obs_dim x n_actions), so no ``net_arch``;
 - ``ars_zoo``: ARS with the RL Zoo row (``ARS_ZOO``): an MLP policy where the zoo uses one; a
   ``net_arch`` makes it an MLP on any task (the row's other hyperparameters kept);
+- ``ars_linear_continuous`` / ``ars_zoo_continuous``: the same on the native Box actions (Box-action
+  tasks only; the linear policy's outputs are the action, clipped to the box);
 - ``dqn_static`` / ``dqn_gmp`` / ``dqn_set`` / ``dqn_rigl``: ``baselines.sparse.SparseDQN`` with the
   task's zoo DQN row on ``SPARSE_DEFAULTS["net_arch"]`` at a ``live_budget``.
 
@@ -39,9 +41,11 @@ from sgmmq.envs.factory import make_vec_env
 from sgmmq.envs.tasks import Task, get_task
 
 DENSE_METHODS = ("dqn_zoo", "dqn_sb3", "ppo_zoo", "a2c_zoo")
-CONTINUOUS_METHODS = ("sac_zoo", "td3_zoo")  # they act on the native Box actions
-ARS_METHODS = ("ars_linear", "ars_zoo")  # sb3-contrib ARS: random search on the policy's weights
-METHODS = DENSE_METHODS + CONTINUOUS_METHODS + ARS_METHODS + tuple(f"dqn_{m}" for m in SPARSE_METHODS)
+# sb3-contrib ARS (random search on the policy's weights), on the declared actions and on the native Box ones
+_ARS_DISCRETE = ("ars_linear", "ars_zoo")
+ARS_METHODS = (*_ARS_DISCRETE, "ars_linear_continuous", "ars_zoo_continuous")
+CONTINUOUS_METHODS = ("sac_zoo", "td3_zoo", "ars_linear_continuous", "ars_zoo_continuous")  # native Box actions
+METHODS = DENSE_METHODS + CONTINUOUS_METHODS + _ARS_DISCRETE + tuple(f"dqn_{m}" for m in SPARSE_METHODS)
 _CONFIG_ONLY_KEYS = ("n_timesteps", "n_envs", "normalize", "provenance", "dropped", "noise_type", "noise_std", "policy")
 _NOISES = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}
 
@@ -90,9 +94,9 @@ def resolve_config(
         raise ValueError(f"Unknown method {method!r}; known: {', '.join(METHODS)}")
     if method == "dqn_sb3":
         config = dict(copy.deepcopy(DQN_SB3_DEFAULTS), n_timesteps=task.budget)
-    elif method == "ars_linear":
+    elif method.startswith("ars_linear"):
         if net_arch is not None:
-            raise ValueError("ars_linear is a linear policy (no hidden layer): it takes no net_arch; use ars_zoo for an MLP")
+            raise ValueError(f"{method} is a linear policy (no hidden layer): it takes no net_arch; use ars_zoo for an MLP")
         config = dict(copy.deepcopy(ARS_LINEAR), n_timesteps=task.budget)
     elif method in ("dqn_zoo", "ppo_zoo", "a2c_zoo", "ars_zoo", *CONTINUOUS_METHODS):
         config = zoo_config(method.split("_")[0], task.env_id)

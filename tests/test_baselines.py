@@ -229,7 +229,7 @@ def _short(method):
     overrides = {}
     if method.startswith("dqn"):
         overrides["buffer_size"] = 5_000
-    if method in CONTINUOUS_METHODS:
+    if method in ("sac_zoo", "td3_zoo"):
         overrides.update(buffer_size=5_000, learning_starts=500)
     if method in ("ppo_zoo", "a2c_zoo"):
         overrides["n_steps"] = 16
@@ -246,7 +246,7 @@ def test_every_baseline_trains_on_every_task(method, env_id):
     if env_id == "LunarLanderContinuous-v3" and method not in ("dqn_zoo", *CONTINUOUS_METHODS):
         pytest.skip("its discretized form is LunarLander-v3's rows on 9 actions: dqn_zoo stands for them")
     result = train_and_evaluate(
-        method, env_id, seed=0, n_timesteps=2_000, net_arch=None if method == "ars_linear" else [32, 32],
+        method, env_id, seed=0, n_timesteps=2_000, net_arch=None if method.startswith("ars_linear") else [32, 32],
         overrides=_short(method), eval_episodes=2,
         live_budget=300 if method in ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl") else None,
     )
@@ -290,3 +290,16 @@ def test_ars_zoo_takes_the_zoo_row_and_net_arch_as_its_budget():
     assert count_parameters(mlp)["inference"] == mlp_parameters([4, 16, 2]) and "MlpPolicy for the net_arch" in spec.provenance
     with pytest.raises(ValueError, match="ars_linear is a linear policy"):
         resolve_config("ars_linear", "CartPole-v1", net_arch=[16])
+
+
+def test_ars_on_the_native_box_actions_outputs_the_action():
+    for env_id, size in {"Pendulum-v1": 3, "MountainCarContinuous-v0": 2, "LunarLanderContinuous-v3": 8 * 2}.items():
+        model, _ = build_model("ars_linear_continuous", env_id, seed=0)
+        assert model.action_space.shape == (size // model.observation_space.shape[0],)
+        assert count_parameters(model)["inference"] == size  # obs_dim x action_dim, no bias
+    model.weights[:] = 100.0  # a huge linear output is clipped to the box
+    model.policy.load_from_vector(model.weights.numpy())
+    action, _ = model.predict(np.ones((1, 8), dtype=np.float32))
+    assert np.all(action == model.action_space.high)
+    zoo, spec = build_model("ars_zoo_continuous", "MountainCarContinuous-v0", seed=0)
+    assert zoo.delta_std_schedule(1.0) == 0.2 and count_parameters(zoo)["inference"] == mlp_parameters([2, 16, 1])

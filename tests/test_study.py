@@ -367,10 +367,12 @@ def test_ars_entries_are_checked_before_any_run() -> None:
     config.check({**base, "methods": [{"method": "ars_linear", "overrides": {"n_delta": 2, "delta_std": 0.1}},
                                       {"method": "ars_zoo", "net_arch": [[16], [32]]}]})
     bad = {"n_deltas": "'n_deltas' is not a hyperparameter of ars_linear (did you mean 'n_delta'?)",
-           "net_arch": "ars_linear is a linear policy", "live_budget": "ars_zoo budgets are net_arch"}
+           "net_arch": "ars_linear is a linear policy", "live_budget": "ars_zoo budgets are net_arch",
+           "box": "ars_linear_continuous needs Box-action tasks; ['CartPole-v1'] have discrete actions"}
     entries = {"n_deltas": {"method": "ars_linear", "overrides": {"n_deltas": 2}},
                "net_arch": {"method": "ars_linear", "net_arch": [[16]]},
-               "live_budget": {"method": "ars_zoo", "live_budget": [100]}}
+               "live_budget": {"method": "ars_zoo", "live_budget": [100]},
+               "box": {"method": "ars_linear_continuous"}}
     for name, entry in entries.items():
         with pytest.raises(ValueError, match=re.escape(bad[name])):
             config.check({**base, "methods": [entry]})

@@ -248,11 +248,11 @@ def check(config: Any, where: str = "config") -> None:
             raise ValueError(f"{at}: S-GMM-QF budgets are n_components")
         if method not in SGMMQ_METHODS and "n_components" in entry:
             raise ValueError(f"{at}: n_components is for methods {SGMMQ_METHODS} only")
-        if method == "ars_linear" and ("net_arch" in entry or "live_budget" in entry):
-            raise ValueError(f"{at}: ars_linear is a linear policy of one size (obs_dim x n_actions); "
+        if method.startswith("ars_linear") and ("net_arch" in entry or "live_budget" in entry):
+            raise ValueError(f"{at}: {method} is a linear policy of one size (obs_dim x n_actions); "
                              "give it no budget, or use ars_zoo with net_arch")
-        if method == "ars_zoo" and "live_budget" in entry:
-            raise ValueError(f"{at}: ars_zoo budgets are net_arch")
+        if method.startswith("ars_zoo") and "live_budget" in entry:
+            raise ValueError(f"{at}: {method} budgets are net_arch")
         if method in ("sgmmq_continuous", *CONTINUOUS_METHODS):
             discrete = [t for t in entry.get("tasks", config["tasks"]) if not get_task(t).has_continuous_form]
             if discrete:
