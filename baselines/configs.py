@@ -299,11 +299,52 @@ TD3_ZOO: dict[str, dict[str, Any]] = {
     ),
 }
 
-ZOO: dict[str, dict[str, dict[str, Any]]] = {"dqn": DQN_ZOO, "ppo": PPO_ZOO, "a2c": A2C_ZOO, "sac": SAC_ZOO, "td3": TD3_ZOO}
+# sb3-contrib ARS (Augmented Random Search), the linear-policy baseline: the LinearPolicy (no hidden
+# layer, no bias: obs_dim x n_actions numbers, argmax over its outputs for Discrete actions) with
+# n_delta=4 and every other value sb3-contrib's default, as a new user would try it (issue 15).
+ARS_LINEAR: dict[str, Any] = dict(
+    policy="LinearPolicy", n_delta=4, provenance="sb3-contrib 2.9.2 ARS defaults, LinearPolicy, n_delta=4 (untuned)"
+)
+
+# hyperparams/ars.yml of rl_zoo3 2.9.2 (the installed package). The zoo's ``normalize:
+# "dict(norm_obs=True, norm_reward=False)"`` is kept as that dict (VecNormalize keywords). Rows tuned
+# for Box actions run here on the task's declared (discretized) actions, as PPO's and A2C's do.
+_ARS_PENDULUM = dict(
+    n_timesteps=2_000_000,
+    policy="MlpPolicy",
+    normalize=dict(norm_obs=True, norm_reward=False),
+    learning_rate=0.018,
+    n_delta=4,
+    n_top=1,
+    delta_std=0.1,
+    policy_kwargs=dict(net_arch=[16]),
+    zero_policy=False,
+)
+ARS_ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(n_timesteps=50_000, policy="LinearPolicy", n_delta=2,
+                        provenance="rl_zoo3 2.9.2 ars.yml CartPole-v1 (Tuned; a LinearPolicy)"),
+    "Acrobot-v1": dict(_ARS_PENDULUM, n_timesteps=500_000, provenance="rl_zoo3 2.9.2 ars.yml Acrobot-v1 (Tuned)"),
+    "MountainCar-v0": dict(_ARS_PENDULUM, n_timesteps=500_000, n_delta=8,
+                           provenance="rl_zoo3 2.9.2 ars.yml MountainCar-v0 (Tuned)"),
+    "LunarLander-v3": dict(_ARS_PENDULUM, n_delta=6, n_top=1,
+                           provenance="rl_zoo3 2.9.2 ars.yml LunarLander-v3 (TO BE Tuned)"),
+    "Pendulum-v1": dict(_ARS_PENDULUM, provenance="rl_zoo3 2.9.2 ars.yml Pendulum-v1 (Tuned, for Box actions)"),
+    "MountainCarContinuous-v0": dict(
+        _ARS_PENDULUM, n_timesteps=500_000, delta_std=0.2,
+        provenance="rl_zoo3 2.9.2 ars.yml MountainCarContinuous-v0 (Tuned, for Box actions)",
+    ),
+    "LunarLanderContinuous-v3": dict(
+        _ARS_PENDULUM, provenance="rl_zoo3 2.9.2 ars.yml LunarLanderContinuous-v3 (Tuned, for Box actions)"
+    ),
+}
+
+ZOO: dict[str, dict[str, dict[str, Any]]] = {
+    "dqn": DQN_ZOO, "ppo": PPO_ZOO, "a2c": A2C_ZOO, "sac": SAC_ZOO, "td3": TD3_ZOO, "ars": ARS_ZOO
+}
 
 
 def zoo_config(algo: str, env_id: str) -> dict[str, Any]:
-    """A deep copy of the zoo row (``algo`` in dqn/ppo/a2c/sac/td3) for ``env_id``."""
+    """A deep copy of the zoo row (``algo`` in dqn/ppo/a2c/sac/td3/ars) for ``env_id``."""
     try:
         return copy.deepcopy(ZOO[algo][env_id])
     except KeyError:

@@ -9,7 +9,9 @@
   (1 + D + D(D+1)/2)). "Live" rather than a literal count of nonzeros because a fresh PPO has
   zero-initialized biases and RigL/SET regrow connections at exactly zero; those are still
   parameters the method trains. ``nonzero`` gives the literal count alongside. SAC/TD3: the actor
-  (the acting network, as for PPO/A2C).
+  (the acting network, as for PPO/A2C). ARS (sb3-contrib): the policy's action network, which is
+  all ARS keeps: obs_dim x n_actions weights for the ``LinearPolicy`` (no bias), weights and biases
+  for its MLP. ARS zeroes the weights before training, so ``nonzero`` starts at 0.
 - ``training``: the trainable numbers the learner keeps and updates during training. DQN: the
   online net's trainable entries (mask-live ones when sparse) plus the target copy of them.
   PPO/A2C: actor plus critic. SAC/TD3: actor and critics plus their target copies.
@@ -37,7 +39,7 @@ def _numel(params) -> int:
 
 
 def count_parameters(model: Any) -> dict[str, int]:
-    """Parameter counts of an SB3 model (DQN, QR-DQN, sparse DQN, PPO, A2C), an S-GMM-QF model, or a module."""
+    """Parameter counts of an SB3 model (DQN, QR-DQN, sparse DQN, PPO, A2C, SAC, TD3, ARS), an S-GMM-QF model, or a module."""
     if hasattr(model, "num_parameters") and callable(model.num_parameters):
         inference = int(model.num_parameters())
         training = model.num_training_parameters() if hasattr(model, "num_training_parameters") else inference
@@ -90,6 +92,11 @@ def count_parameters(model: Any) -> dict[str, int]:
             "nonzero": _nonzero(actor.values()),
             "dense": _numel(actor.values()),
         }
+
+    if hasattr(policy, "action_net") and hasattr(model, "n_delta"):  # ARS: the action network is the policy
+        params = list(policy.action_net.parameters())
+        return {"inference": _numel(params), "training": _numel(params), "nonzero": _nonzero(params),
+                "dense": _numel(params)}
 
     if isinstance(policy, nn.Module):
         params = [p for p in policy.parameters() if p.requires_grad]

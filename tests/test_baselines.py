@@ -229,7 +229,7 @@ def _short(method):
     overrides = {}
     if method.startswith("dqn"):
         overrides["buffer_size"] = 5_000
-    if method in CONTINUOUS_METHODS:
+    if method in ("sac_zoo", "td3_zoo"):
         overrides.update(buffer_size=5_000, learning_starts=500)
     if method in ("ppo_zoo", "a2c_zoo"):
         overrides["n_steps"] = 16
@@ -246,7 +246,8 @@ def test_every_baseline_trains_on_every_task(method, env_id):
     if env_id == "LunarLanderContinuous-v3" and method not in ("dqn_zoo", *CONTINUOUS_METHODS):
         pytest.skip("its discretized form is LunarLander-v3's rows on 9 actions: dqn_zoo stands for them")
     result = train_and_evaluate(
-        method, env_id, seed=0, n_timesteps=2_000, net_arch=[32, 32], overrides=_short(method), eval_episodes=2,
+        method, env_id, seed=0, n_timesteps=2_000, net_arch=None if method.startswith("ars_linear") else [32, 32],
+        overrides=_short(method), eval_episodes=2,
         live_budget=300 if method in ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl") else None,
     )
     assert np.isfinite(result["score_mean"])
@@ -254,3 +255,51 @@ def test_every_baseline_trains_on_every_task(method, env_id):
     assert result["params"]["inference"] > 0
     if "live_budget" in result["spec"]["algo_kwargs"] and result["live_budget"]:
         assert result["params"]["mask_live"] == 300
+
+
+# ---- ARS (sb3-contrib): the linear-policy baseline ----------------------------------------------------
+# obs_dim x n_actions of the declared (discrete) actions: the issue's 8 / 18 / 6 / 32 numbers
+LINEAR_SIZES = {"CartPole-v1": 4 * 2, "Acrobot-v1": 6 * 3, "MountainCar-v0": 2 * 3, "LunarLander-v3": 8 * 4,
+                "Pendulum-v1": 3 * 5, "MountainCarContinuous-v0": 2 * 5, "LunarLanderContinuous-v3": 8 * 9}
+
+
+def test_ars_linear_counts_obs_dim_times_n_actions():
+    assert set(LINEAR_SIZES) == set(TASKS)
+    for env_id, size in LINEAR_SIZES.items():
+        model, spec = build_model("ars_linear", env_id, seed=0)
+        assert type(model.policy).__name__ == "ARSLinearPolicy" and model.n_delta == 4 and model.n_top == 4
+        assert count_parameters(model)["inference"] == size == model.n_params  # no bias, no hidden layer
+        assert spec.n_timesteps == TASKS[env_id].budget and spec.provenance.startswith("sb3-contrib")
+    model.weights[:] = 1.0
+    model.policy.load_from_vector(model.weights.numpy())
+    assert count_parameters(model)["nonzero"] == LINEAR_SIZES["LunarLanderContinuous-v3"]
+
+
+def test_ars_zoo_takes_the_zoo_row_and_net_arch_as_its_budget():
+    model, spec = build_model("ars_zoo", "Acrobot-v1", seed=0)
+    assert (model.n_delta, model.n_top, model.delta_std_schedule(1.0), model.zero_policy) == (4, 1, 0.1, False)
+    assert model.learning_rate == 0.018 and spec.provenance == "rl_zoo3 2.9.2 ars.yml Acrobot-v1 (Tuned)"
+    env = model.get_vec_normalize_env()
+    assert env is not None and env.norm_obs and not env.norm_reward  # the zoo's obs-only VecNormalize
+    assert count_parameters(model)["inference"] == mlp_parameters([6, 16, 3])
+    model, _ = build_model("ars_zoo", "MountainCar-v0", seed=0, net_arch=[32, 8])
+    assert model.n_delta == 8 and count_parameters(model)["inference"] == mlp_parameters([2, 32, 8, 3])
+    linear, _ = build_model("ars_zoo", "CartPole-v1", seed=0)  # the zoo's CartPole row is linear ...
+    assert count_parameters(linear)["inference"] == 8 and linear.n_delta == 2
+    mlp, spec = build_model("ars_zoo", "CartPole-v1", seed=0, net_arch=[16])  # ... a width makes it an MLP
+    assert count_parameters(mlp)["inference"] == mlp_parameters([4, 16, 2]) and "MlpPolicy for the net_arch" in spec.provenance
+    with pytest.raises(ValueError, match="ars_linear is a linear policy"):
+        resolve_config("ars_linear", "CartPole-v1", net_arch=[16])
+
+
+def test_ars_on_the_native_box_actions_outputs_the_action():
+    for env_id, size in {"Pendulum-v1": 3, "MountainCarContinuous-v0": 2, "LunarLanderContinuous-v3": 8 * 2}.items():
+        model, _ = build_model("ars_linear_continuous", env_id, seed=0)
+        assert model.action_space.shape == (size // model.observation_space.shape[0],)
+        assert count_parameters(model)["inference"] == size  # obs_dim x action_dim, no bias
+    model.weights[:] = 100.0  # a huge linear output is clipped to the box
+    model.policy.load_from_vector(model.weights.numpy())
+    action, _ = model.predict(np.ones((1, 8), dtype=np.float32))
+    assert np.all(action == model.action_space.high)
+    zoo, spec = build_model("ars_zoo_continuous", "MountainCarContinuous-v0", seed=0)
+    assert zoo.delta_std_schedule(1.0) == 0.2 and count_parameters(zoo)["inference"] == mlp_parameters([2, 16, 1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -320,3 +321,61 @@ def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> No
     cheap, costly = report.summary_table(grouped, stats)[2:]
     assert cheap.endswith("| tie on score; baselines need 4.0x the live parameters to match |")
     assert costly.endswith("| S-GMM-QF loses by 0.30; dqn w4 matches it with 12.0x fewer live parameters |")
+
+
+# ---- ARS (sb3-contrib), the linear-policy baseline --------------------------------------------------
+def test_ars_builds_through_the_study_builder_on_every_task_and_trains() -> None:
+    import torch
+
+    from sgmmq.baselines.counting import count_parameters
+    from sgmmq.envs import TASKS, get_task
+
+    torch.set_num_threads(1)
+    for env_id in TASKS:
+        for method, key, budget in (("ars_linear", None, None), ("ars_zoo", "net_arch", [16])):
+            run = config.Run(task=env_id, method=method, label=method, budget_key=key, budget=budget, seed=0, steps=300,
+                             eval_every=150, eval_episodes=1, final_eval_episodes=1)
+            model, hyperparameters = runner._build(run, get_task(env_id))
+            model.learn(total_timesteps=300)
+            assert model.num_timesteps >= 300 and json.loads(json.dumps(hyperparameters)) == hyperparameters
+            obs_dim, actions = model.observation_space.shape[0], int(model.action_space.n)
+            expected = obs_dim * actions if method == "ars_linear" else obs_dim * 16 + 16 + 16 * actions + actions
+            assert count_parameters(model)["inference"] == expected, (env_id, method)
+            assert hyperparameters["n_timesteps"] == 300 and hyperparameters["method"] == method
+
+
+def test_a_tiny_ars_sweep_runs_end_to_end_and_joins_the_report(tmp_path: Path) -> None:
+    sweep = {**{k: v for k, v in TINY.items() if k != "methods"}, "name": "tiny_ars", "seeds": 1, "methods": [
+        TINY["methods"][0], {"method": "ars_linear"}, {"method": "ars_zoo", "net_arch": [[16], [32]]}]}
+    out = tmp_path / "out"
+    counts = runner.sweep(sweep, out, workers=1, progress=False)
+    assert counts == {"runs": 4, "skipped": 0, "ok": 4, "failed": 0}
+    linear = read(out, "CartPole-v1__ars_linear__default__s0")
+    assert linear["params"]["inference"] == 8 and linear["budget_key"] is None and linear["n_timesteps"] >= 300
+    assert [p["step"] for p in linear["curve"]][0] == 0 and linear["curve"][-1]["score"] == linear["score_mean"]
+    assert linear["hyperparameters"]["algo_kwargs"]["n_delta"] == 4
+    assert read(out, "CartPole-v1__ars_zoo__w32__s0")["params"]["inference"] == 4 * 32 + 32 + 32 * 2 + 2
+    text = report.report(out, reps=50, curve_reps=20).read_text()
+    assert "| ars_linear | default |" in text and "| ars_zoo | w16 |" in text
+    verdict = next(line for line in text.splitlines() if line.startswith("| CartPole-v1 | sgmmq k4 "))
+    assert "ars_" in verdict  # ARS is a baseline of the verdicts
+    assert (out / "return_vs_params.png").stat().st_size > 10_000
+
+
+def test_ars_entries_are_checked_before_any_run() -> None:
+    base = {"tasks": ["CartPole-v1"], "methods": []}
+    config.check({**base, "methods": [{"method": "ars_linear", "overrides": {"n_delta": 2, "delta_std": 0.1}},
+                                      {"method": "ars_zoo", "net_arch": [[16], [32]]}]})
+    bad = {"n_deltas": "'n_deltas' is not a hyperparameter of ars_linear (did you mean 'n_delta'?)",
+           "net_arch": "ars_linear is a linear policy", "live_budget": "ars_zoo budgets are net_arch",
+           "box": "ars_linear_continuous needs Box-action tasks; ['CartPole-v1'] have discrete actions"}
+    entries = {"n_deltas": {"method": "ars_linear", "overrides": {"n_deltas": 2}},
+               "net_arch": {"method": "ars_linear", "net_arch": [[16]]},
+               "live_budget": {"method": "ars_zoo", "live_budget": [100]},
+               "box": {"method": "ars_linear_continuous"}}
+    for name, entry in entries.items():
+        with pytest.raises(ValueError, match=re.escape(bad[name])):
+            config.check({**base, "methods": [entry]})
+    runs = config.expand(config.read("studies/ars.yml"))
+    assert len(runs) == 10 + 3 * 5 * (1 + 3)  # CartPole: ars_linear only, 10 seeds; others 5 seeds, 1 + 3 widths
+    assert {r.steps for r in runs if r.task == "MountainCar-v0"} == {120_000}

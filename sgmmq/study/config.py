@@ -20,6 +20,9 @@ methods:
     overrides: {}         # any other hyperparameter (the same for every budget)
     label: rigl           # name in tables and plots (default: the method)
     tasks: [CartPole-v1]  # restrict this entry to some tasks (default: all)
+  - method: ars_linear    # sb3-contrib ARS, linear policy: one size, no budget
+  - method: ars_zoo       # ARS with the RL Zoo rows; budgets through net_arch
+    net_arch: [[16], [32]]
 ```
 
 ``expand(config)`` turns it into ``Run``s with stable ids, e.g. ``CartPole-v1__sgmmq__k8__s0``.
@@ -149,6 +152,8 @@ def override_keys(method: str) -> set[str]:
         from sgmmq.baselines.sparse import SparseDQN
 
         classes = {"ppo": [PPO], "a2c": [A2C], "sac": [SAC], "td3": [TD3]}.get(method.split("_")[0], [DQN])
+        if method in dense.ARS_METHODS:
+            classes = [dense._ars()]  # noqa: SLF001 -- sb3-contrib's ARS, imported on use
         if method[len("dqn_"):] in dense.SPARSE_METHODS:
             classes = [SparseDQN, DQN]
         extra = set(dense._CONFIG_ONLY_KEYS) - {"provenance", "dropped"}  # noqa: SLF001 -- the same module family
@@ -243,6 +248,11 @@ def check(config: Any, where: str = "config") -> None:
             raise ValueError(f"{at}: S-GMM-QF budgets are n_components")
         if method not in SGMMQ_METHODS and "n_components" in entry:
             raise ValueError(f"{at}: n_components is for methods {SGMMQ_METHODS} only")
+        if method.startswith("ars_linear") and ("net_arch" in entry or "live_budget" in entry):
+            raise ValueError(f"{at}: {method} is a linear policy of one size (obs_dim x n_actions); "
+                             "give it no budget, or use ars_zoo with net_arch")
+        if method.startswith("ars_zoo") and "live_budget" in entry:
+            raise ValueError(f"{at}: {method} budgets are net_arch")
         if method in ("sgmmq_continuous", *CONTINUOUS_METHODS):
             discrete = [t for t in entry.get("tasks", config["tasks"]) if not get_task(t).has_continuous_form]
             if discrete:
