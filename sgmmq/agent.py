@@ -139,8 +139,6 @@ class SGMMQ(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         _check_hyperparameters(locals())
-        if env is not None and not isinstance(env, str):  # before SB3's bare assertions on the spaces
-            check_spaces(env.observation_space, env.action_space)
         super().__init__(
             policy,
             env,
@@ -324,7 +322,7 @@ class SGMMQ(OffPolicyAlgorithm):
             keep = torch.ones(q_net.n_components, dtype=torch.bool)
             keep[torch.nonzero(~judged).squeeze(1)[:moved]] = False
             self.policy.keep_components(keep)
-            self.pruner.strikes = self.pruner.strikes[keep] if self.pruner.strikes is not None else None
+            self.pruner.keep_only(keep)
         self.policy.add_components(z[sites], -self.birth_gain * residual[sites])
         self.pruner.extend(len(sites))
         born = len(sites) - moved

@@ -46,8 +46,13 @@ class Pruner:
             return None
         if int(keep.sum()) < self.min_components:
             keep[xi.detach().abs().topk(min(self.min_components, xi.numel())).indices] = True
-        self.strikes = self.strikes[keep]
+        self.keep_only(keep)
         return keep
+
+    def keep_only(self, keep: torch.Tensor) -> None:
+        """Forget the strikes of components removed by ``keep`` (pruned here, or moved by the pool)."""
+        if self.strikes is not None:
+            self.strikes = self.strikes[keep]
 
     def extend(self, n: int) -> None:
         """``n`` new components, appended last, start with no strikes."""
