@@ -90,7 +90,7 @@ class SGMMQ(OffPolicyAlgorithm):
     :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``); 1 is the one-step target.
     :param policy_kwargs: for :class:`GMMPolicy` (``n_components``, ``action_encoding``,
         ``normalized``, ``offset``, ``init_std``, ``std_bounds``, ``factor_init``,
-        ``factor_signs``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``; continuous
+        ``factor_signs``, ``precision``, ``optimizer_class``, ``optimizer_kwargs``, ``obs_bounds``; continuous
         actions: ``argmax_steps``, the polish steps of the greedy argmax).
     """
 

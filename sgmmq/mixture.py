@@ -23,6 +23,7 @@ from sgmmq.geometry import BoundedSPD
 ACTION_ENCODINGS = ("index", "onehot")
 MEAN_INITS = ("uniform", "data")
 FACTOR_SIGNS = ("random", "positive")
+PRECISIONS = ("full", "diagonal")
 
 
 def action_codes(n_actions: int, encoding: str) -> torch.Tensor:
@@ -40,9 +41,9 @@ def action_codes(n_actions: int, encoding: str) -> torch.Tensor:
     raise ValueError(f"action_encoding must be one of {ACTION_ENCODINGS}, got {encoding!r}")
 
 
-def component_size(dim: int) -> int:
-    """Inference-time parameters of one component: weight, mean, symmetric precision."""
-    return 1 + dim + dim * (dim + 1) // 2
+def component_size(dim: int, precision: str = "full") -> int:
+    """Inference-time parameters of one component: weight, mean, symmetric (or diagonal) precision."""
+    return 1 + dim + (dim if precision == "diagonal" else dim * (dim + 1) // 2)
 
 
 def box_points(action_dim: int) -> torch.Tensor:
@@ -68,6 +69,11 @@ class GMMQFunction(nn.Module):
         With both positive, a weight that must become negative has to cross the saddle ``u = v = 0``.
     :param action_dim: continuous actions only: their dimension (then ``n_actions`` is None).
     :param argmax_steps: continuous actions only: polish steps of the greedy argmax (see :meth:`greedy`).
+    :param precision: ``"full"`` (``D(D+1)/2`` numbers per component) or ``"diagonal"`` (``D``: axis-aligned
+        Gaussians). A diagonal precision is a product of ``D`` one-dimensional SPD manifolds, the diagonal
+        submanifold of the same affine-invariant geometry: with the Euclidean gradient restricted to the
+        diagonal, the Riemannian gradient ``P G P``, the retraction and the eigenvalue clipping all keep a
+        diagonal ``P`` diagonal, so the optimizer needs no second manifold (tested).
     """
 
     def __init__(
@@ -84,8 +90,11 @@ class GMMQFunction(nn.Module):
         factor_signs: str = "random",
         action_dim: int | None = None,
         argmax_steps: int = 15,
+        precision: str = "full",
     ) -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if (n_actions is None) == (action_dim is None):
             raise ValueError(f"give exactly one of n_actions (discrete) and action_dim (continuous), got {n_actions=} and {action_dim=}")
         if action_dim is not None and action_dim < 1:
@@ -103,6 +112,7 @@ class GMMQFunction(nn.Module):
         self.n_actions = n_actions
         self.action_encoding = action_encoding
         self.normalized = normalized
+        self.precision = precision
         self.init_std = init_std
         self.capacity = n_components  # the initial pool, and the cap an adaptive pool grows back to
         self.continuous = action_dim is not None
@@ -164,7 +174,7 @@ class GMMQFunction(nn.Module):
         offset = self.offset if self.offset is not None else self.u.new_zeros(1)
         if not torch.is_grad_enabled():  # acting and the snapshot's targets: the same arithmetic, no autograd node
             return mixture_terms(z, self.euclidean, offset, self.precisions, self.normalized)[-1]
-        return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized)
+        return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized, self.precision == "diagonal")
 
     def q_sa(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q(s, a) for the given actions: shape ``(B,)``."""
@@ -274,8 +284,8 @@ class GMMQFunction(nn.Module):
         return (-0.5 * (diff * torch.bmm(diff, self.precisions)).sum(-1)).exp()
 
     def num_parameters(self) -> int:
-        """Live inference-time parameters: components x (1 + D + D(D+1)/2), plus the offset."""
-        return self.n_components * component_size(self.dim) + (1 if self.offset is not None else 0)
+        """Live inference-time parameters: components x (1 + D + D(D+1)/2, or 1 + 2D diagonal), plus the offset."""
+        return self.n_components * component_size(self.dim, self.precision) + (1 if self.offset is not None else 0)
 
     def num_training_parameters(self) -> int:
         """Numbers the optimizer updates: ``u`` and ``v`` separately, plus the offset."""
@@ -295,7 +305,7 @@ class GMMQFunction(nn.Module):
         actions = f"continuous({self.action_dim})" if self.continuous else f"encoding={self.action_encoding}"
         return (
             f"components={self.n_components}, dim={self.dim}, {actions}, "
-            f"normalized={self.normalized}, offset={self.offset is not None}"
+            f"normalized={self.normalized}, offset={self.offset is not None}, precision={self.precision}"
         )
 
 
@@ -306,14 +316,16 @@ class MixtureValue(torch.autograd.Function):
     (K ~ 32, D ~ 5); the closed-form gradients below are checked against finite differences in
     the tests. With ``c_nk = dL/dq_n xi_k g_nk`` and ``d_nk = z_n - m_k``:
     ``dL/dxi_k = sum_n dL/dq_n g_nk``, ``dL/dm_k = sum_n c_nk P_k d_nk``,
-    ``dL/dP_k = -1/2 sum_n c_nk d_nk d_nk^T (+ 1/2 (sum_n c_nk) P_k^{-1} when normalized)``.
+    ``dL/dP_k = -1/2 sum_n c_nk d_nk d_nk^T (+ 1/2 (sum_n c_nk) P_k^{-1} when normalized)``;
+    ``diagonal``: only its diagonal (the gradient on the diagonal submanifold).
     """
 
     @staticmethod
-    def forward(ctx, z, euclidean, offset, precisions, normalized):  # type: ignore[override]
+    def forward(ctx, z, euclidean, offset, precisions, normalized, diagonal=False):  # type: ignore[override]
         u, v, diff, p_diff, bumps, q = mixture_terms(z, euclidean, offset, precisions, normalized)
         ctx.save_for_backward(u, v, precisions, diff, p_diff, bumps)
         ctx.normalized = normalized
+        ctx.diagonal = diagonal
         return q
 
     @staticmethod
@@ -326,9 +338,11 @@ class MixtureValue(torch.autograd.Function):
         grad_precisions = -0.5 * torch.bmm((c.unsqueeze(2) * diff).transpose(1, 2), diff)
         if ctx.normalized:
             grad_precisions = grad_precisions + 0.5 * c.sum(1)[:, None, None] * torch.linalg.inv(precisions)
+        if ctx.diagonal:
+            grad_precisions = torch.diag_embed(torch.diagonal(grad_precisions, dim1=1, dim2=2))
         grad_z = -(c.unsqueeze(2) * p_diff).sum(0) if ctx.needs_input_grad[0] else None
         grad_euclidean = torch.cat([(grad_xi * v)[:, None], (grad_xi * u)[:, None], grad_means], 1)
-        return grad_z, grad_euclidean, grad_q.sum().reshape(1), grad_precisions, None
+        return grad_z, grad_euclidean, grad_q.sum().reshape(1), grad_precisions, None, None
 
 
 def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore[no-untyped-def]

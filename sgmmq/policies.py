@@ -91,7 +91,7 @@ class GMMPolicy(BasePolicy):
         ``"radam"`` / ``"rsgd"`` (:mod:`sgmmq.optim`, geoopt's arithmetic batched), ``"geoopt_radam"`` /
         ``"geoopt_rsgd"`` (geoopt's own).
     :param q_kwargs: remaining keyword arguments go to :class:`sgmmq.mixture.GMMQFunction`
-        (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``init_std``,
+        (``n_components``, ``action_encoding``, ``normalized``, ``offset``, ``precision``, ``init_std``,
         ``std_bounds``, ``factor_init``, ``factor_signs``; continuous actions: ``argmax_steps``).
     """
 

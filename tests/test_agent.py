@@ -117,6 +117,7 @@ def test_declared_box_is_used_for_known_tasks_and_required_otherwise():
         dict(policy_kwargs=dict(action_encoding="onehot", normalized=True)),
         dict(policy_kwargs=dict(optimizer_class="rsgd", factor_signs="positive"), learning_rate=1e-3),
         dict(window_size=5_000),
+        dict(policy_kwargs=dict(precision="diagonal")),
     ],
 )
 def test_options_train_and_keep_precisions_in_bounds(options):

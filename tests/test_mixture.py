@@ -193,3 +193,40 @@ def test_sparsity_on_a_toy_regression_leaves_few_components_and_pruning_keeps_pr
     q.keep_components(xi > 1e-2)
     assert q.n_components == live
     torch.testing.assert_close(q.q_sa(x, actions).detach(), before, atol=0.02, rtol=0)
+
+
+def test_diagonal_precision_counts_and_gradient_is_the_full_gradients_diagonal():
+    q = GMMQFunction(4, 2, n_components=20, precision="diagonal")  # D = 5: 1 + 5 + 5 per component
+    assert component_size(5, "diagonal") == 11
+    assert q.num_parameters() == 20 * 11 + 1
+    full = randomized(GMMQFunction(4, 2, n_components=6), seed=3)
+    diagonal = GMMQFunction(4, 2, n_components=6, precision="diagonal")
+    diagonal.load_state_dict(full.state_dict())
+    z = torch.randn(40, 5) * 0.7
+    for module in (full, diagonal):
+        module.q_z(z).square().sum().backward()
+    torch.testing.assert_close(diagonal.euclidean.grad, full.euclidean.grad)
+    torch.testing.assert_close(diagonal.precisions.grad, torch.diag_embed(torch.diagonal(full.precisions.grad, dim1=1, dim2=2)))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        GMMQFunction(4, 2, precision="lowrank")
+
+
+@pytest.mark.parametrize("optimizer", ["radam", "rsgd", "geoopt_radam"])
+def test_diagonal_precisions_stay_exactly_diagonal_under_the_riemannian_optimizers(optimizer):
+    """The diagonal submanifold is closed under the affine-invariant gradient, retraction and clipping."""
+    from sgmmq.policies import OPTIMIZERS
+
+    torch.manual_seed(0)
+    q = GMMQFunction(3, 3, n_components=8, precision="diagonal", std_bounds=(0.1, 1.0))
+    opt = OPTIMIZERS[optimizer](q.parameters(), lr=0.05)
+    z, y = torch.rand(64, 4) * 2 - 1, torch.randn(64)
+    for _ in range(200):  # large steps: eigenvalues reach the bounds, so the clipping runs too
+        opt.zero_grad()
+        ((q.q_z(z) - y).square().mean() + hadamard_penalty(q.u, q.v, 1e-3)).backward()
+        opt.step()
+    p = q.precisions.detach()
+    off_diagonal = p - torch.diag_embed(torch.diagonal(p, dim1=1, dim2=2))
+    assert torch.equal(off_diagonal, torch.zeros_like(p))
+    diag = torch.diagonal(p, dim1=1, dim2=2)
+    assert (diag >= q.manifold.eig_min * 0.999).all() and (diag <= q.manifold.eig_max * 1.001).all()
+    assert not torch.allclose(diag, torch.full_like(diag, 4.0)), "the precisions should have moved"
