@@ -312,6 +312,9 @@ def _resume(args: argparse.Namespace) -> tuple[pathlib.Path, Any, dict[str, Any]
                     "checkpoint_every": int(run["checkpoint_every"])}
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{out / runs.RUN_FILE} is not a readable run record ({error!r})") from None
+    if "batched" in run:
+        raise ValueError(f"{out} was trained by sgmmq train --seeds (one batched job), which writes no checkpoints: "
+                         "it cannot be resumed (start it again with --overwrite)")
     given = {"task": args.task, "steps": args.steps, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
     for key, value in given.items():
         if value is not None and value != recorded[key]:

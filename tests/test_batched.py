@@ -204,3 +204,5 @@ def test_cli_writes_one_run_folder_per_seed_and_keeps_existing_runs(tmp_path, ca
     assert cli.main([*argv, "--overwrite", "--set", "pool=adaptive"]) == 2  # refused before anything is replaced
     assert "not supported by the batched trainer" in capsys.readouterr().err
     assert (tmp_path / "CartPole-v1-s0" / runs.MODEL_FILE).exists()
+    assert cli.main(["train", "--resume", "--out", str(tmp_path / "CartPole-v1-s0")]) == 2
+    assert "writes no checkpoints: it cannot be resumed" in capsys.readouterr().err
