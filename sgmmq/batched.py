@@ -91,6 +91,8 @@ def check_supported(model: SGMMQ) -> None:
         if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
             raise ValueError(f"{name}={value!r} is not supported by the batched trainer yet (it supports {name}={allowed[0]!r}); "
                              "train those seeds one at a time with SGMMQ")
+    if model.device.type != "cpu":
+        raise ValueError(f"device={str(model.device)!r} is not supported by the batched trainer yet (CPU only)")
     if model.policy.continuous:
         raise ValueError("continuous (Box) actions are not supported by the batched trainer yet; train those seeds one at a time")
     freq = model.train_freq
