@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="speed.json of a run of the code before, shown beside")
     parser.add_argument("--note", default=None, help="what else ran on the machine (goes into the README)")
     parser.add_argument("--out", type=Path, default=Path("results/speed"))
-    parser.add_argument("--readme-only", action="store_true", help="rewrite README.md from --out/speed.json (and --before)")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="rewrite README.md from --out/speed.json (and --before); with --batched: batched.md from batched.json")
     parser.add_argument("--optimizer-only", action="store_true", help="only time one optimizer step, geoopt's against sgmmq.optim's")
     parser.add_argument("--batched", action="store_true",
                         help="throughput of S seeds in one process (sgmmq.batched) against one SGMMQ, --steps each; "
@@ -295,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.optimizer_only:
         torch.set_num_threads(1)
         print(json.dumps(optimizer_step_us(), indent=1))
+        return 0
+    if args.batched and args.readme_only:
+        if not (args.out / "batched.json").exists():
+            parser.error(f"--readme-only --batched: no batched.json in {args.out}")
+        write_batched_readme(args.out, json.loads((args.out / "batched.json").read_text()))
         return 0
     if args.batched:
         if min(args.seed_counts) < 1:

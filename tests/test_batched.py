@@ -206,3 +206,18 @@ def test_cli_writes_one_run_folder_per_seed_and_keeps_existing_runs(tmp_path, ca
     assert (tmp_path / "CartPole-v1-s0" / runs.MODEL_FILE).exists()
     assert cli.main(["train", "--resume", "--out", str(tmp_path / "CartPole-v1-s0")]) == 2
     assert "writes no checkpoints: it cannot be resumed" in capsys.readouterr().err
+
+
+def test_speed_batched_mode_writes_its_table(tmp_path):
+    from sgmmq import speed
+
+    assert speed.main(["--batched", "--steps", "40", "--seed-counts", "1", "3", "--out", str(tmp_path)]) == 0
+    record = runs.json.loads((tmp_path / "batched.json").read_text())
+    result = record["batched"][0]
+    assert [row["seeds"] for row in result["rows"]] == [1, 3] and len(result["single_wall_s"]) == 2
+    single = sum(result["single_wall_s"]) / 2
+    for row in result["rows"]:
+        assert row["total_over_single"] == pytest.approx(row["seeds"] * single / row["wall_s"])
+        assert row["steps_per_s_total"] == pytest.approx(row["seeds"] * row["steps_per_s_per_seed"])
+    table = (tmp_path / "batched.md").read_text()
+    assert record["command"] in table and "| CartPole-v1 | 3 | 40 |" in table
