@@ -221,3 +221,12 @@ def test_speed_batched_mode_writes_its_table(tmp_path):
         assert row["steps_per_s_total"] == pytest.approx(row["seeds"] * row["steps_per_s_per_seed"])
     table = (tmp_path / "batched.md").read_text()
     assert record["command"] in table and "| CartPole-v1 | 3 | 40 |" in table
+
+
+def test_a_batched_run_is_reproducible_from_its_seed_list():
+    first, second = (train_seeds("Acrobot-v1", [5, 6], 400, learning_starts=100) for _ in range(2))
+    for a, b in zip(first, second):
+        assert torch.equal(a.policy.q_net.euclidean, b.policy.q_net.euclidean)
+        assert torch.equal(a.policy.q_net.precisions, b.policy.q_net.precisions)
+        np.testing.assert_array_equal(a.replay_buffer.observations, b.replay_buffer.observations)
+    assert not torch.equal(first[0].policy.q_net.euclidean, first[1].policy.q_net.euclidean)
