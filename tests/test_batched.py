@@ -230,3 +230,30 @@ def test_a_batched_run_is_reproducible_from_its_seed_list():
         assert torch.equal(a.policy.q_net.precisions, b.policy.q_net.precisions)
         np.testing.assert_array_equal(a.replay_buffer.observations, b.replay_buffer.observations)
     assert not torch.equal(first[0].policy.q_net.euclidean, first[1].policy.q_net.euclidean)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_stacked_mixture_values_and_gradients_are_each_agents_own(normalized):
+    """MixtureValue with a leading seed axis: the values and the hand-derived gradients of S = 3
+    stacked Q-functions are those of the three Q-functions alone."""
+    from sgmmq.mixture import GMMQFunction, MixtureValue
+
+    torch.manual_seed(0)
+    singles = [GMMQFunction(4, 3, n_components=6, normalized=normalized) for _ in range(3)]
+    with torch.no_grad():
+        for q in singles:
+            q.euclidean.add_(torch.randn_like(q.euclidean) * 0.3)
+            q.offset.fill_(torch.randn(()).item())
+    stacked = [torch.stack([getattr(q, name).detach() for q in singles]).requires_grad_() for name in ("euclidean", "offset", "precisions")]
+    z = (torch.rand(3, 20, singles[0].dim) * 2 - 1).requires_grad_()
+    weights = torch.randn(3, 20)
+    values = MixtureValue.apply(z, *stacked[:2], stacked[2], normalized)
+    (values * weights).sum().backward()
+    for s, q in enumerate(singles):
+        z_s = z.detach()[s].clone().requires_grad_()
+        value = MixtureValue.apply(z_s, q.euclidean, q.offset, q.precisions, normalized)
+        (value * weights[s]).sum().backward()
+        torch.testing.assert_close(values[s].detach(), value.detach(), rtol=0, atol=1e-6)
+        torch.testing.assert_close(z.grad[s], z_s.grad, rtol=0, atol=1e-6)
+        for stacked_param, param in zip(stacked, (q.euclidean, q.offset, q.precisions)):
+            torch.testing.assert_close(stacked_param.grad[s], param.grad, rtol=0, atol=1e-6)
