@@ -29,7 +29,7 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from sgmmq import modelfile
 from sgmmq.envs import TASKS
-from sgmmq.mixture import MEAN_INITS
+from sgmmq.mixture import MEAN_INITS, GMMQFunction
 from sgmmq.policies import GMMPolicy, check_spaces
 from sgmmq.pool import POOLS, birth_sites, support
 from sgmmq.sparsity import Pruner, hadamard_penalty
@@ -243,10 +243,7 @@ class SGMMQ(OffPolicyAlgorithm):
                 both = q_net.q_z(torch.cat([q_net.encode(states, actions), q_net.encode(next_states, next_actions)]))
                 q_sa, q_next = both.split(states.shape[0])
                 td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
-            if self.loss == "huber":
-                td_loss = F.smooth_l1_loss(td_error, torch.zeros_like(td_error))
-            else:
-                td_loss = td_error.square().mean()
+            td_loss = temporal_difference_loss(td_error, self.loss)
             loss = td_loss + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
             self.policy.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -266,19 +263,11 @@ class SGMMQ(OffPolicyAlgorithm):
         """``gamma``, or ``gamma^k`` per sample for n-step returns (k steps until the episode ended)."""
         return data.discounts.reshape(-1) if data.discounts is not None else self.gamma
 
-    @torch.no_grad()
     def _td_target(self, data: Any) -> torch.Tensor:
-        """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
-        (or, with ``double_q``, w.r.t. the current Q)."""
+        """:func:`td_target` on a window sample."""
         next_states = self.policy.scale(data.next_observations, check=False)
-        snapshot = self.policy.q_net_target
-        if self.double_q and self.policy.continuous:
-            next_value = snapshot.q_sa(next_states, self.policy.q_net.greedy(next_states)[0])
-        elif self.double_q:  # as before continuous actions, to the bit
-            next_value = snapshot(next_states).gather(1, self.policy.q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
-        else:
-            next_value = snapshot.greedy(next_states)[1]
-        return data.rewards.reshape(-1) + self._discounts(data) * (1.0 - data.dones.reshape(-1)) * next_value
+        return td_target(self.policy.q_net_target, next_states, data.rewards.reshape(-1), data.dones.reshape(-1),
+                         self._discounts(data), q_net=self.policy.q_net if self.double_q else None)
 
     def _prune_and_log(self) -> None:
         q_net = self.policy.q_net
@@ -452,6 +441,29 @@ class SGMMQ(OffPolicyAlgorithm):
                              print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         model.__dict__.pop(PLAIN_KEY, None)
         return model
+
+
+@torch.no_grad()
+def td_target(snapshot: GMMQFunction, next_states: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor,
+              discounts: Any, q_net: GMMQFunction | None = None) -> torch.Tensor:
+    """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
+    (or, given ``q_net``: double Q-learning, w.r.t. the current Q). Shared by :class:`SGMMQ` and
+    :mod:`sgmmq.batched` (stacked agents: a leading seed axis on everything, snapshot target only)."""
+    if q_net is not None and q_net.continuous:
+        next_value = snapshot.q_sa(next_states, q_net.greedy(next_states)[0])
+    elif q_net is not None:  # as before continuous actions, to the bit
+        next_value = snapshot(next_states).gather(1, q_net(next_states).argmax(dim=1, keepdim=True)).squeeze(1)
+    else:
+        next_value = snapshot.greedy(next_states)[1]
+    return rewards + discounts * (1.0 - terminated) * next_value
+
+
+def temporal_difference_loss(td_error: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean of the squared (or Huber) TD errors over the mini-batch, the last axis: one value per
+    stacked agent in :mod:`sgmmq.batched` (squared only), a scalar for :class:`SGMMQ`."""
+    if loss == "huber":
+        return F.smooth_l1_loss(td_error, torch.zeros_like(td_error))
+    return td_error.square().mean(-1)
 
 
 def _is_int(value: Any) -> bool:

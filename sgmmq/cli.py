@@ -1,6 +1,7 @@
 """The ``sgmmq`` command line: train, eval, render, inspect, tune, the benchmark and the RL Zoo launcher.
 
     sgmmq train CartPole-v1 --steps 50000 --seed 0 --out runs/cp
+    sgmmq train CartPole-v1 --seeds 0-9 --out runs/cp10  (10 agents in one process: sgmmq.batched)
     sgmmq eval runs/cp/model.zip --episodes 20
     sgmmq render runs/cp/model.zip --out cartpole.gif
     sgmmq inspect runs/cp/model.zip
@@ -28,6 +29,7 @@ import os
 import pathlib
 import shlex
 import sys
+import time
 from typing import Any
 
 EXIT_USAGE = 2
@@ -85,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("task", nargs="?", help="task id (sgmmq.envs.TASKS, or any registered Gymnasium id); omit with --resume")
     train.add_argument("--steps", type=POSITIVE, default=None, help="environment steps (default: the task's budget)")
     train.add_argument("--seed", type=NATURAL, default=None, help="random seed (default 0)")
+    train.add_argument("--seeds", default=None, metavar="SEEDS",
+                       help="train one agent per seed, all in lockstep in this process (sgmmq.batched), e.g. 0-9 or 0,3,5-7; "
+                            "--out then holds one run folder per seed, TASK-sSEED (default --out: runs)")
     train.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: runs/TASK-sSEED)")
     train.add_argument("--config", default=None, help="JSON/YAML file of hyperparameters (e.g. written by sgmmq tune)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -205,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from sgmmq import files, runs
 
+    if args.seeds is not None:
+        return _train_seeds(args)
     if args.resume:
         out, task, run, model, curve = _resume(args)
     else:
@@ -239,6 +246,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_seeds(args: argparse.Namespace) -> int:
+    """``sgmmq train TASK --seeds 0-9``: one batched job, then one run folder per seed as ``sgmmq train`` writes it."""
+    from sgmmq import batched, files, runs
+
+    for given, option in ((args.seed is not None, "--seed"), (args.resume, "--resume"), (args.continuous, "--continuous"),
+                          (args.checkpoint_every is not None, "--checkpoint-every"), (args.stop_after is not None, "--stop-after")):
+        if given:
+            raise ValueError(f"--seeds trains the seeds in one batched job, which does not take {option} (yet); "
+                             "train those seeds one at a time with --seed")
+    if not args.task:
+        raise ValueError("give a task, e.g. sgmmq train CartPole-v1 --seeds 0-9")
+    seeds = batched.parse_seeds(args.seeds)
+    task = runs.resolve_task(args.task)
+    out = args.out or pathlib.Path("runs")
+    folders = {seed: out / f"{task.env_id}-s{seed}" for seed in seeds}
+    taken = [str(folder) for folder in folders.values() if runs.holds_run(folder)]
+    if taken and not args.overwrite:
+        raise FileExistsError(f"{', '.join(taken)} already hold{'s' if len(taken) == 1 else ''} a run; pass --overwrite to replace")
+    hyperparameters = runs.read_config(args.config) if args.config else {}
+    hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
+    steps = task.budget if args.steps is None else args.steps
+    trainer = batched.BatchedSGMMQ(task.env_id, seeds, **hyperparameters)
+    for folder in folders.values():
+        if args.overwrite:
+            _clear_run(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    records = {seed: {"task": task.env_id, "steps": steps, "seed": seed, "checkpoint_every": steps, "hyperparameters": hyperparameters,
+                      "batched": {"seeds": seeds, "command": "sgmmq " + shlex.join(args.argv)}} for seed in seeds}
+    for seed, folder in folders.items():
+        files.write_json_atomic(folder / runs.RUN_FILE, records[seed], indent=2)
+    start = time.perf_counter()
+    trainer.learn(steps, progress_bar=not args.no_progress)
+    seconds = time.perf_counter() - start
+    print(f"trained {len(seeds)} seeds x {steps:,} steps in {seconds:.1f} s ({len(seeds) * steps / seconds:,.0f} environment steps/s in all)")
+    for seed, model, curve in zip(seeds, trainer.models(), trainer.curves):
+        folder = folders[seed]
+        with files.atomic_path(folder / runs.MODEL_FILE) as tmp:
+            model.save(tmp)
+        runs.write_curve(folder / runs.CURVE_FILE, curve)
+        records[seed]["batched"]["wall_clock_s"] = round(seconds, 3)
+        files.write_json_atomic(folder / runs.RUN_FILE, records[seed], indent=2)
+        print(f"seed {seed}: live components {model.live_components}, parameters {model.num_parameters():,}; ", end="")
+        _print_score(model, task, seed, args.eval_episodes)
+    print(f"saved to {out}/{task.env_id}-s{{{','.join(map(str, seeds))}}}/{runs.MODEL_FILE}")
+    return 0
+
+
 def _resume(args: argparse.Namespace) -> tuple[pathlib.Path, Any, dict[str, Any], Any, list]:
     """The run in ``--out`` at its last checkpoint; options that would change the run are refused."""
     from sgmmq import runs
@@ -258,6 +312,9 @@ def _resume(args: argparse.Namespace) -> tuple[pathlib.Path, Any, dict[str, Any]
                     "checkpoint_every": int(run["checkpoint_every"])}
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{out / runs.RUN_FILE} is not a readable run record ({error!r})") from None
+    if "batched" in run:
+        raise ValueError(f"{out} was trained by sgmmq train --seeds (one batched job), which writes no checkpoints: "
+                         "it cannot be resumed (start it again with --overwrite)")
     given = {"task": args.task, "steps": args.steps, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
     for key, value in given.items():
         if value is not None and value != recorded[key]:

@@ -74,6 +74,10 @@ class GMMQFunction(nn.Module):
         submanifold of the same affine-invariant geometry: with the Euclidean gradient restricted to the
         diagonal, the Riemannian gradient ``P G P``, the retraction and the eigenvalue clipping all keep a
         diagonal ``P`` diagonal, so the optimizer needs no second manifold (tested).
+
+    The parameters may carry a leading seed axis (``euclidean (S, K, 2 + D)``, ``offset (S, 1)``,
+    ``precisions (S, K, D, D)``): :mod:`sgmmq.batched` stacks S agents so, and ``encode``, ``q_z``,
+    ``q_sa``, ``forward`` and the discrete ``greedy`` then take and return that axis first.
     """
 
     def __init__(
@@ -143,15 +147,15 @@ class GMMQFunction(nn.Module):
 
     @property
     def u(self) -> torch.Tensor:
-        return self.euclidean[:, 0]
+        return self.euclidean[..., 0]
 
     @property
     def v(self) -> torch.Tensor:
-        return self.euclidean[:, 1]
+        return self.euclidean[..., 1]
 
     @property
     def means(self) -> torch.Tensor:
-        return self.euclidean[:, 2:]
+        return self.euclidean[..., 2:]
 
     @property
     def xi(self) -> torch.Tensor:
@@ -160,18 +164,19 @@ class GMMQFunction(nn.Module):
 
     @property
     def n_components(self) -> int:
-        return self.u.shape[0]
+        return self.u.shape[-1]
 
     def encode(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``z = (x, e(a))`` for scaled states ``(B, d_x)`` and integer actions ``(B,)`` (or, continuous,
-        scaled actions ``(B, d_a)``)."""
+        scaled actions ``(B, d_a)``); stacked agents (discrete): ``(S, B, d_x)`` and ``(S, B)``."""
         if self.continuous:
             return torch.cat([states, actions.to(states.dtype).reshape(states.shape[0], self.action_dim)], dim=-1)
-        return torch.cat([states, self.codes[actions.long().reshape(-1)]], dim=-1)
+        return torch.cat([states, self.codes[actions.long().reshape(states.shape[:-1])]], dim=-1)
 
     def q_z(self, z: torch.Tensor) -> torch.Tensor:
-        """Q at joint points ``(N, D)``: shape ``(N,)``; one fused autograd node (see MixtureValue)."""
-        offset = self.offset if self.offset is not None else self.u.new_zeros(1)
+        """Q at joint points ``(N, D)``: shape ``(N,)``; one fused autograd node (see MixtureValue).
+        Stacked agents: points ``(S, N, D)``, values ``(S, N)``."""
+        offset = self.offset if self.offset is not None else self.u.new_zeros(self.u.shape[:-1] + (1,))
         if not torch.is_grad_enabled():  # acting and the snapshot's targets: the same arithmetic, no autograd node
             return mixture_terms(z, self.euclidean, offset, self.precisions, self.normalized)[-1]
         return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized, self.precision == "diagonal")
@@ -181,16 +186,18 @@ class GMMQFunction(nn.Module):
         return self.q_z(self.encode(states, actions))
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """Q(s, a) for every action at once: shape ``(B, n_actions)`` (continuous: at the fixed box points)."""
-        batch, n_actions = states.shape[0], self.codes.shape[0]
+        """Q(s, a) for every action at once: shape ``(B, n_actions)`` (continuous: at the fixed box points);
+        stacked agents: states ``(S, B, d_x)``, values ``(S, B, n_actions)``."""
+        *seeds, batch = states.shape[:-1]
+        n_actions = self.codes.shape[0]
         z = torch.cat(
             [
-                states.unsqueeze(1).expand(batch, n_actions, self.state_dim),
-                self.codes.unsqueeze(0).expand(batch, n_actions, self.codes.shape[1]),
+                states.unsqueeze(-2).expand(*seeds, batch, n_actions, self.state_dim),
+                self.codes.expand(*seeds, batch, n_actions, self.codes.shape[1]),
             ],
             dim=-1,
         )
-        return self.q_z(z.reshape(batch * n_actions, self.dim)).reshape(batch, n_actions)
+        return self.q_z(z.reshape(*seeds, batch * n_actions, self.dim)).reshape(*seeds, batch, n_actions)
 
     # --- the greedy action ---------------------------------------------------------------------
     @torch.no_grad()
@@ -205,9 +212,9 @@ class GMMQFunction(nn.Module):
         steps whose length halves when a step does not improve Q (so Q never decreases and the
         action never leaves the box), and the best of them is returned.
         """
-        if not self.continuous:
+        if not self.continuous:  # stacked agents too: states (S, B, d_x)
             q = self(states)
-            values, actions = q.max(dim=1)
+            values, actions = q.max(dim=-1)
             return actions, values
         batch, d_x, d_a = states.shape[0], self.state_dim, self.action_dim
         means, precisions = self.means, self.precisions
@@ -331,28 +338,35 @@ class MixtureValue(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_q):  # type: ignore[override]
         u, v, precisions, diff, p_diff, bumps = ctx.saved_tensors
-        weighted = bumps * grad_q  # (K, N): dL/dq_n g_nk
-        grad_xi = weighted.sum(1)
-        c = weighted * (u * v).unsqueeze(1)
-        grad_means = torch.bmm(c.unsqueeze(1), p_diff).squeeze(1)
-        grad_precisions = -0.5 * torch.bmm((c.unsqueeze(2) * diff).transpose(1, 2), diff)
+        weighted = bumps * grad_q.unsqueeze(-2)  # (K, N): dL/dq_n g_nk
+        grad_xi = weighted.sum(-1)
+        c = weighted * (u * v).unsqueeze(-1)
+        grad_means = torch.matmul(c.unsqueeze(-2), p_diff).squeeze(-2)
+        grad_precisions = -0.5 * torch.matmul((c.unsqueeze(-1) * diff).transpose(-1, -2), diff)
         if ctx.normalized:
-            grad_precisions = grad_precisions + 0.5 * c.sum(1)[:, None, None] * torch.linalg.inv(precisions)
+            grad_precisions = grad_precisions + 0.5 * c.sum(-1)[..., None, None] * torch.linalg.inv(precisions)
         if ctx.diagonal:
-            grad_precisions = torch.diag_embed(torch.diagonal(grad_precisions, dim1=1, dim2=2))
-        grad_z = -(c.unsqueeze(2) * p_diff).sum(0) if ctx.needs_input_grad[0] else None
-        grad_euclidean = torch.cat([(grad_xi * v)[:, None], (grad_xi * u)[:, None], grad_means], 1)
-        return grad_z, grad_euclidean, grad_q.sum().reshape(1), grad_precisions, None, None
+            grad_precisions = torch.diag_embed(torch.diagonal(grad_precisions, dim1=-2, dim2=-1))
+        grad_z = -(c.unsqueeze(-1) * p_diff).sum(-3) if ctx.needs_input_grad[0] else None
+        grad_euclidean = torch.cat([(grad_xi * v)[..., None], (grad_xi * u)[..., None], grad_means], -1)
+        grad_offset = grad_q.sum().reshape(1) if grad_q.dim() == 1 else grad_q.sum(-1, keepdim=True)
+        return grad_z, grad_euclidean, grad_offset, grad_precisions, None, None
 
 
 def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore[no-untyped-def]
-    """The forward pass of :class:`MixtureValue`: ``u, v, diff (K, N, D), P diff, bumps (K, N)`` and ``q (N,)``."""
-    u, v, means = euclidean[:, 0], euclidean[:, 1], euclidean[:, 2:]
-    diff = (z.unsqueeze(1) - means).transpose(0, 1)  # (K, N, D): batched over components
-    p_diff = torch.bmm(diff, precisions)
+    """The forward pass of :class:`MixtureValue`: ``u, v, diff (K, N, D), P diff, bumps (K, N)`` and ``q (N,)``.
+
+    Stacked agents (:mod:`sgmmq.batched`) put a seed axis first on everything: ``z (S, N, D)``,
+    ``euclidean (S, K, 2 + D)``, ``offset (S, 1)``, ``precisions (S, K, D, D)``, ``q (S, N)``;
+    without it the operations are the single agent's, to the bit.
+    """
+    u, v, means = euclidean[..., 0], euclidean[..., 1], euclidean[..., 2:]
+    diff = z.unsqueeze(-3) - means.unsqueeze(-2)  # (K, N, D), contiguous: batched over components
+    p_diff = torch.matmul(diff, precisions)
     log_bumps = -0.5 * (diff * p_diff).sum(-1)
     if normalized:
-        log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(1) - 0.5 * means.shape[1] * math.log(2 * math.pi)
+        log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(-1) - 0.5 * means.shape[-1] * math.log(2 * math.pi)
     bumps = log_bumps.exp()  # (K, N)
     xi = u * v
-    return u, v, diff, p_diff, bumps, xi @ bumps + offset
+    q = xi @ bumps if xi.dim() == 1 else torch.matmul(xi.unsqueeze(-2), bumps).squeeze(-2)
+    return u, v, diff, p_diff, bumps, q + offset

@@ -4,6 +4,7 @@
     python -m sgmmq.speed --tasks CartPole-v1 Acrobot-v1 --steps 10240 --note "what else ran"
     python -m sgmmq.speed --before old/speed.json        # beside a run of older code (its speed.json)
     python -m sgmmq.speed --optimizer-only               # one optimizer step, geoopt's against sgmmq.optim's
+    python -m sgmmq.speed --batched --steps 2000         # S seeds in one process (sgmmq.batched) against one SGMMQ
 
 Both methods train in this one process with one torch thread, in alternating chunks of 512 steps
 (DQN, S-GMM-QF, DQN, ...), so a busy machine slows both alike and the ratio of neighbouring chunks
@@ -168,6 +169,68 @@ def optimizer_step_us(n_components: int = 16, blocks: int = 40, calls: int = 50)
     return best
 
 
+def _timed(fn: Any) -> tuple[float, float]:
+    start, cpu_start = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def batched_throughput(env_id: str, seed_counts: list[int], steps: int) -> dict[str, Any]:
+    """Environment steps per second of S agents trained in lockstep (:mod:`sgmmq.batched`), per seed
+    and in all, against one SGMMQ trained for the same steps in this process (before and after the
+    batched runs; their mean is the reference). Each run is a whole training of ``steps`` steps from
+    scratch, ``learning_starts`` included, with every default."""
+    from sgmmq.batched import BatchedSGMMQ
+
+    singles = []
+    for _ in range(2 if seed_counts else 1):
+        model = build("sgmmq", env_id, 0)
+        singles.append(_timed(lambda: model.learn(steps)))
+        if len(singles) == 1:
+            print(f"{env_id}: single SGMMQ {steps / singles[0][0]:.0f} steps/s", flush=True)
+            rows = []
+            for n in seed_counts:
+                trainer = BatchedSGMMQ(env_id, list(range(n)))
+                wall, cpu = _timed(lambda: trainer.learn(steps))
+                rows.append({"seeds": n, "wall_s": wall, "cpu_s": cpu})
+                print(f"{env_id}: S = {n}: {steps / wall:.0f} steps/s per seed, {n * steps / wall:.0f} in all", flush=True)
+    single_wall = statistics.mean(w for w, _ in singles)
+    single_cpu = statistics.mean(c for _, c in singles)
+    for row in rows:
+        row["steps_per_s_per_seed"] = steps / row["wall_s"]
+        row["steps_per_s_total"] = row["seeds"] * steps / row["wall_s"]
+        row["total_over_single"] = row["seeds"] * single_wall / row["wall_s"]
+        row["cpu_total_over_single"] = row["seeds"] * single_cpu / row["cpu_s"]
+    return {"env_id": env_id, "steps": steps, "single_wall_s": [w for w, _ in singles], "single_cpu_s": [c for _, c in singles],
+            "single_steps_per_s": steps / single_wall, "rows": rows}
+
+
+def write_batched_readme(out: Path, record: dict[str, Any]) -> None:
+    """``batched.md``: the throughput table of a ``--batched`` run."""
+    lines = ["# Many seeds in one process: throughput of sgmmq.batched against one SGMMQ", "",
+             f"Command: `{record['command']}`" + (f" ({record['note']})" if record.get("note") else ""), "",
+             f"Versions: {record['versions']}.", "", f"Machine: {record['machine']}. One torch thread.", "",
+             "Each row trains S agents from scratch for the given steps each (every default, `learning_starts` included) in one "
+             "process; the single agent (SGMMQ, the same defaults) trains the same steps in the same process before and after "
+             "the batched rows, and their mean is the reference. Ratios: S x single wall-clock / batched wall-clock, i.e. "
+             "environment steps per second in all over the single agent's (process CPU time alike).", "",
+             "| task | S | steps each | wall-clock s | env steps/s per seed | env steps/s in all | **in all / single** | CPU-time ratio |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for result in record["batched"]:
+        walls = " and ".join(f"{w:.1f}" for w in result["single_wall_s"])
+        lines.append(f"| {result['env_id']} | single SGMMQ | {result['steps']:,} | {walls} | {result['single_steps_per_s']:.0f} | "
+                     f"{result['single_steps_per_s']:.0f} | 1 | 1 |")
+        for row in result["rows"]:
+            lines.append(f"| {result['env_id']} | {row['seeds']} | {result['steps']:,} | {row['wall_s']:.1f} | "
+                         f"{row['steps_per_s_per_seed']:.0f} | {row['steps_per_s_total']:.0f} | **{row['total_over_single']:.2f}** | "
+                         f"{row['cpu_total_over_single']:.2f} |")
+    lines.append("")
+    notes = out / "batched_notes.md"  # hand-written reading of the numbers, kept across regenerations
+    if notes.exists():
+        lines += [notes.read_text()]
+    (out / "batched.md").write_text("\n".join(lines) + "\n")
+
+
 def write_readme(out: Path, record: dict[str, Any], before: dict[str, Any] | None) -> None:
     """``README.md`` from this run's record and, if given, the record of a run of the code before."""
     lines = [
@@ -217,8 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="speed.json of a run of the code before, shown beside")
     parser.add_argument("--note", default=None, help="what else ran on the machine (goes into the README)")
     parser.add_argument("--out", type=Path, default=Path("results/speed"))
-    parser.add_argument("--readme-only", action="store_true", help="rewrite README.md from --out/speed.json (and --before)")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="rewrite README.md from --out/speed.json (and --before); with --batched: batched.md from batched.json")
     parser.add_argument("--optimizer-only", action="store_true", help="only time one optimizer step, geoopt's against sgmmq.optim's")
+    parser.add_argument("--batched", action="store_true",
+                        help="throughput of S seeds in one process (sgmmq.batched) against one SGMMQ, --steps each; "
+                             "writes batched.json and batched.md in --out")
+    parser.add_argument("--seed-counts", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="S values for --batched")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.chunk < 1 or args.profile_steps < 1:
         parser.error("--steps, --chunk and --profile-steps must be >= 1")
@@ -228,6 +296,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.optimizer_only:
         torch.set_num_threads(1)
         print(json.dumps(optimizer_step_us(), indent=1))
+        return 0
+    if args.batched and args.readme_only:
+        if not (args.out / "batched.json").exists():
+            parser.error(f"--readme-only --batched: no batched.json in {args.out}")
+        write_batched_readme(args.out, json.loads((args.out / "batched.json").read_text()))
+        return 0
+    if args.batched:
+        if min(args.seed_counts) < 1:
+            parser.error("--seed-counts must be >= 1")
+        torch.set_num_threads(1)
+        command = "python -m sgmmq.speed " + " ".join(sys.argv[1:] if argv is None else argv)
+        record = {"command": command, "note": args.note, "machine": machine(), "versions": versions(),
+                  "batched": [batched_throughput(env_id, args.seed_counts, args.steps) for env_id in args.tasks]}
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.out / "batched.json", record)
+        write_batched_readme(args.out, record)
+        print(f"wrote {args.out / 'batched.md'}")
         return 0
     if args.readme_only:
         if not (args.out / "speed.json").exists():

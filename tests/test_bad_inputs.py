@@ -60,6 +60,13 @@ CASES = [
     ("sgmmq train CartPole-v1 --continuous --out DIR/x", "no continuous form"),
     ("sgmmq train CartPole-v1 --out RUN", "already holds a run; pass --overwrite"),
     ("sgmmq train", "give a task"),
+    # train --seeds (sgmmq.batched)
+    ("sgmmq train CartPole-v1 --seeds 3-1 --out DIR/x", "--seeds range '3-1' runs backwards"),
+    ("sgmmq train CartPole-v1 --seeds 0,0 --out DIR/x", "seeds must be distinct"),
+    ("sgmmq train CartPole-v1 --seeds x --out DIR/x", "--seeds takes integers and ranges"),
+    ("sgmmq train CartPole-v1 --seeds 0-1 --seed 2 --out DIR/x", "does not take --seed"),
+    ("sgmmq train CartPole-v1 --seeds 0-1 --out DIR/x --set pool=adaptive", "pool='adaptive' is not supported by the batched trainer yet"),
+    ("sgmmq train NoSuchTask-v0 --seeds 0-1 --out DIR/x", "Unknown task"),
     # train --resume
     ("sgmmq train --resume", "--resume needs the run's folder"),
     ("sgmmq train --resume --out DIR/nothing", "No run to resume in DIR/nothing"),
@@ -146,12 +153,13 @@ def resolve(text: str, places: dict[str, Path]) -> str:
 @pytest.mark.parametrize("command, message", CASES, ids=[c for c, _ in CASES])
 def test_bad_input_gets_one_error_line_and_exit_2(command: str, message: str, places: dict[str, Path],
                                                   capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sgmmq import runs
+    from sgmmq import batched, runs
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{command} was accepted and started training")
 
     monkeypatch.setattr(runs, "train_run", no_training)
+    monkeypatch.setattr(batched.BatchedSGMMQ, "learn", no_training)
     before = sorted(p.relative_to(places["DIR"]) for p in places["DIR"].rglob("*"))
     try:
         code = cli.main(shlex.split(resolve(command, places))[1:])

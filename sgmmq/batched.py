@@ -1,0 +1,379 @@
+"""Many seeds in one process: S independent SGMMQ agents trained in lockstep.
+
+A CartPole agent holds a few hundred numbers, so one agent's step is nearly all per-call overhead
+(tensor dispatch, the optimizer's bookkeeping, the rollout loop). Stacking S agents on a leading
+seed axis makes every one of those calls serve S agents:
+
+- parameters ``euclidean (S, K, 2 + D)``, ``offset (S, 1)``, ``precisions (S, K, D, D)`` in one
+  :class:`~sgmmq.mixture.GMMQFunction` (its math takes the seed axis first), updated by one
+  :class:`~sgmmq.optim.FusedRiemannianAdam` step (``component_dims = 2``: the same steps as S
+  separate optimizers);
+- the loss is the sum over agents of each agent's SGMMQ loss, so each agent's gradient is its own:
+  :meth:`GMMQFunction.q_sa`, :func:`sgmmq.agent.td_target`, :func:`sgmmq.agent.temporal_difference_loss`
+  and :func:`sgmmq.sparsity.hadamard_penalty` are the single agent's functions, called on the stack;
+- the S environments are one Gymnasium vector env (CartPole-v1: gymnasium's numpy
+  ``CartPoleVectorEnv``; other tasks: a ``SyncVectorEnv`` of the task's env), reset in the same
+  step as an episode ends, so every step is a transition for every agent, as in SGMMQ;
+- pruning is per agent (:class:`~sgmmq.sparsity.Pruner`, one per agent): a removed component
+  gets ``u = v = 0`` and zero optimizer moments, so it adds exactly nothing to Q and never moves
+  again; :meth:`BatchedSGMMQ.models` drops it when it writes each agent back as an ``SGMMQ``.
+
+Each agent starts from exactly the parameters ``SGMMQ(seed=s)`` starts from (it is built by
+:func:`sgmmq.runs.build_model`, the same defaults and per-task settings) and follows SGMMQ's step
+order: act (uniformly before ``learning_starts``, then epsilon-greedily), store the transition in
+its own window, refresh its snapshot every ``target_update_interval`` steps, then one gradient
+step with the scheduled learning rate, and a pruning check every ``prune_interval`` updates.
+Exploration draws, window samples and the vector env's resets come from generators seeded by the
+whole seed list, so a batched run is reproducible but agent ``s`` does not replay the exact
+trajectory of a single ``SGMMQ`` run with seed ``s``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from sgmmq.agent import SGMMQ, temporal_difference_loss, td_target
+from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
+from sgmmq.sparsity import hadamard_penalty
+
+# options the batched trainer follows; any other value is refused by name
+SUPPORTED = {
+    "target": ("snapshot",),
+    "loss": ("squared",),
+    "pool": ("fixed",),
+    "mean_init": ("uniform",),
+    "double_q": (False,),
+    "prune_min_support": (0, 0.0),
+    "n_steps": (1,),
+    "exploration_noise": (0, 0.0),
+}
+REFUSED_KEYS = ("replay_buffer_class", "replay_buffer_kwargs", "env", "seed", "policy")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"0,3,5-7"`` -> a list of distinct non-negative seeds, in the given order."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if match is None:
+            raise ValueError(f"--seeds takes integers and ranges such as 0-9 or 0,3,5-7, got {text!r}")
+        first, last = int(match[1]), int(match[2] if match[2] is not None else match[1])
+        if last < first:
+            raise ValueError(f"--seeds range {part.strip()!r} runs backwards")
+        seeds.extend(range(first, last + 1))
+    check_seeds(seeds)
+    return seeds
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("the batched trainer needs at least one seed, got none (S = 0)")
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {seeds}")
+    repeated = sorted({int(s) for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct (a repeated seed would train the same agent twice), repeated: {repeated}")
+    return [int(s) for s in seeds]
+
+
+def check_supported(model: SGMMQ) -> None:
+    """Raise a ValueError naming an option the batched trainer does not follow (yet)."""
+    for name, allowed in SUPPORTED.items():
+        value = getattr(model, name)
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            raise ValueError(f"{name}={value!r} is not supported by the batched trainer yet (it supports {name}={allowed[0]!r}); "
+                             "train those seeds one at a time with SGMMQ")
+    if model.device.type != "cpu":
+        raise ValueError(f"device={str(model.device)!r} is not supported by the batched trainer yet (CPU only)")
+    if model.policy.continuous:
+        raise ValueError("continuous (Box) actions are not supported by the batched trainer yet; train those seeds one at a time")
+    freq = model.train_freq
+    if freq.unit.value != "step":
+        raise ValueError(f"train_freq={(freq.frequency, freq.unit.value)!r} is not supported by the batched trainer yet (steps only)")
+    if model.gradient_steps < 1:
+        raise ValueError(f"gradient_steps={model.gradient_steps} is not supported by the batched trainer yet (an integer >= 1)")
+    if model.policy.optimizer_class not in (FusedRiemannianAdam, FusedRiemannianSGD):
+        raise ValueError(f"optimizer_class={model.policy.optimizer_class.__name__} is not supported by the batched trainer "
+                         "(it needs sgmmq.optim's fused optimizers: 'radam' or 'rsgd')")
+
+
+class _SameStepCartPole(gym.vector.VectorEnv):
+    """gymnasium's numpy ``CartPoleVectorEnv``, resetting an env in the step that ends its episode.
+
+    gymnasium's version resets on the *next* call (its ``NEXT_STEP`` mode: that call ignores the
+    action and returns no transition), which would cost an agent one environment step per episode.
+    Here an ended episode's last observation goes to ``info["final_obs"]`` (``SAME_STEP``, as
+    ``SyncVectorEnv`` does) and the new episode starts at once, drawn as gymnasium's reset draws it.
+    """
+
+    def __init__(self, num_envs: int) -> None:
+        self.env = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
+        inner = self.env.unwrapped
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = inner.single_observation_space, inner.single_action_space
+        self.observation_space, self.action_space = inner.observation_space, inner.action_space
+
+    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, rewards, terminated, truncated, _ = self.env.step(actions)
+        done = terminated | truncated
+        info: dict[str, Any] = {}
+        if done.any():
+            inner = self.env.unwrapped
+            info = {"final_obs": obs.copy(), "_final_obs": done}
+            inner.state[:, done] = inner.np_random.uniform(low=inner.low, high=inner.high, size=(4, int(done.sum())))
+            inner.steps[done] = 0
+            inner.prev_done[:] = False  # nothing left to reset on the next call
+            obs = inner.state.T.astype(np.float32)
+        return obs, rewards, terminated, truncated, info
+
+    def close(self, **kwargs: Any) -> None:
+        self.env.close()
+
+
+def make_vector_env(task: Any, n_envs: int) -> gym.vector.VectorEnv:
+    """The task's S envs as one vector env that resets an ended episode in the same step."""
+    from sgmmq.envs.factory import make_env
+
+    if task.env_id == "CartPole-v1" and task.make_id is None and not task.make_kwargs:
+        return _SameStepCartPole(n_envs)
+    factory: Callable[[], gym.Env] = lambda: make_env(task, monitor=False)  # noqa: E731
+    return gym.vector.SyncVectorEnv([factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+class BatchedSGMMQ:
+    """S SGMMQ agents, one per seed, trained in lockstep in this process.
+
+    :param env_id: a task of :mod:`sgmmq.envs` (its observation box, gamma, ...) or a registered
+        Gymnasium id, as ``sgmmq train`` takes it.
+    :param seeds: distinct non-negative seeds, one agent each.
+    :param hyperparameters: SGMMQ's keyword arguments (``policy_kwargs`` included), the same for every
+        agent; an option the batched trainer does not follow is refused by name.
+    """
+
+    def __init__(self, env_id: str, seeds: Sequence[int], **hyperparameters: Any) -> None:
+        from sgmmq import runs
+
+        self.seeds = check_seeds(seeds)
+        for key in REFUSED_KEYS:
+            if key in hyperparameters:
+                raise ValueError(f"{key} is set by the batched trainer itself, not a hyperparameter it takes")
+        self.task = runs.resolve_task(env_id)
+        self.hyperparameters = hyperparameters
+        # one ordinary SGMMQ per seed: its initial parameters, schedules, pruner, and the model it is written back to
+        self._models = [runs.build_model(self.task, seed, hyperparameters) for seed in self.seeds]
+        first = self._models[0]
+        check_supported(first)
+        self.n_seeds = len(self.seeds)
+        self.policy = first.policy  # its scale() serves every agent: the same task box
+        self.n_actions = int(first.action_space.n)
+        self.gamma, self.batch_size, self.window_size = first.gamma, first.batch_size, first.buffer_size
+        self.learning_starts, self.train_freq, self.gradient_steps = first.learning_starts, first.train_freq.frequency, first.gradient_steps
+        self.target_update_interval, self.prune_interval = first.target_update_interval, first.prune_interval
+        self.sparsity_lambda = first.sparsity_lambda
+        self.lr_schedule, self.exploration_schedule = first.lr_schedule, first.exploration_schedule
+
+        self.q_net = copy.deepcopy(first.policy.q_net)
+        with torch.no_grad():
+            for name, param in self.q_net.named_parameters():
+                param.data = torch.stack([dict(m.policy.q_net.named_parameters())[name].data for m in self._models])
+                param.component_dims = 2  # (seed, component, ...): one step count per agent's component
+        self.snapshot = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.optimizer = first.policy.optimizer_class(self.q_net.parameters(), lr=self.lr_schedule(1.0), **first.policy.optimizer_kwargs)
+        self.alive = torch.ones(self.n_seeds, self.q_net.n_components, dtype=torch.bool)
+        self.snapshot_alive = self.alive.clone()
+
+        obs_dim = first.observation_space.shape[0]
+        s, w = self.n_seeds, self.window_size
+        self.window = {"obs": np.zeros((s, w, obs_dim), np.float32), "next_obs": np.zeros((s, w, obs_dim), np.float32),
+                       "actions": np.zeros((s, w), np.int64), "rewards": np.zeros((s, w), np.float32),
+                       "terminated": np.zeros((s, w), np.float32)}
+        self.pos, self.full = 0, False
+        self._rows = np.arange(s)[:, None]
+        self.rng = np.random.default_rng(self.seeds)  # exploration and window samples, all agents
+        self.num_timesteps = self._n_updates = 0
+        self.total_timesteps = 1
+        self.progress_remaining = 1.0
+        self.exploration_rate = 0.0
+        self.curves: list[list[tuple[int, float]]] = [[] for _ in self.seeds]  # (step, return) per ended episode
+        self.env: gym.vector.VectorEnv | None = None
+
+    # --- one environment step for all agents ---------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Each agent's action: uniform before ``learning_starts``, then epsilon-greedy (as SGMMQ.predict)."""
+        if self.num_timesteps < self.learning_starts:
+            return self.rng.integers(self.n_actions, size=self.n_seeds)
+        states = self.policy.scale(torch.as_tensor(obs), check=False).unsqueeze(1)  # (S, 1, d_x)
+        greedy = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
+        explore = self.rng.random(self.n_seeds) < self.exploration_rate
+        return np.where(explore, self.rng.integers(self.n_actions, size=self.n_seeds), greedy)
+
+    def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray) -> None:
+        """One transition per agent into its window (the most recent ``window_size`` are kept)."""
+        if not (np.all(np.isfinite(next_obs)) and np.all(np.isfinite(rewards))):
+            raise ValueError(f"The environment returned a NaN or infinite observation or reward: obs={next_obs}, reward={rewards}")
+        for key, value in (("obs", obs), ("next_obs", next_obs), ("actions", actions), ("rewards", rewards), ("terminated", terminated)):
+            self.window[key][:, self.pos] = value
+        self.pos = (self.pos + 1) % self.window_size
+        self.full = self.full or self.pos == 0
+
+    # --- learning -----------------------------------------------------------------------------
+    def train_step(self, indices: np.ndarray | None = None) -> torch.Tensor:
+        """One gradient step for every agent on its own mini-batch (``indices (S, B)`` into the windows,
+        drawn uniformly when not given); returns each agent's TD loss."""
+        for group in self.optimizer.param_groups:  # SB3's _update_learning_rate
+            group["lr"] = self.lr_schedule(self.progress_remaining)
+        if indices is None:
+            indices = self.rng.integers(0, self.window_size if self.full else self.pos, size=(self.n_seeds, self.batch_size))
+        batch = {key: torch.as_tensor(value[self._rows, indices]) for key, value in self.window.items()}
+        q_net = self.q_net
+        states = self.policy.scale(batch["obs"], check=False)
+        next_states = self.policy.scale(batch["next_obs"], check=False)
+        td_error = q_net.q_sa(states, batch["actions"]) - td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], self.gamma)
+        td_loss = temporal_difference_loss(td_error, "squared")  # (S,): each agent's own loss
+        loss = td_loss.sum() + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._n_updates += 1
+        if self._n_updates % self.prune_interval == 0:
+            self.prune()
+        return td_loss.detach()
+
+    @torch.no_grad()
+    def refresh_snapshot(self) -> None:
+        """Policy improvement for every agent (SGMMQ's ``refresh_snapshot``)."""
+        for target, live in zip(self.snapshot.parameters(), self.q_net.parameters()):
+            target.data.copy_(live.data)
+        self.snapshot_alive = self.alive.clone()
+
+    @torch.no_grad()
+    def prune(self) -> None:
+        """Each agent's pruning check on its live components; removed ones are silenced, not cut."""
+        xi = self.q_net.xi
+        for s, (model, pruner) in enumerate(zip(self._models, (m.pruner for m in self._models))):
+            live = torch.nonzero(self.alive[s]).squeeze(1)
+            keep = pruner.check(xi[s, live])
+            if keep is None:
+                continue
+            dead = live[~keep]
+            self.q_net.euclidean.data[s, dead, :2] = 0.0  # u = v = 0: xi = 0 and no gradient reaches the component
+            for param in self.q_net.component_parameters():
+                for key, value in self.optimizer.state.get(param, {}).items():
+                    if key != "step" and torch.is_tensor(value):
+                        value[s, dead] = 0.0  # no momentum left to move it
+            self.alive[s, dead] = False
+            model.prune_events.append((self.num_timesteps, len(dead), int(self.alive[s].sum())))
+
+    @property
+    def live_components(self) -> list[int]:
+        return self.alive.sum(1).tolist()
+
+    def learn(self, total_timesteps: int, progress_bar: bool = False, callback: Callable[[BatchedSGMMQ], Any] | None = None) -> BatchedSGMMQ:
+        """Train every agent for ``total_timesteps`` environment steps (each), in lockstep.
+
+        ``callback(self)``, if given, runs after every step (for progress displays).
+        """
+        if not isinstance(total_timesteps, (int, np.integer)) or isinstance(total_timesteps, bool) or total_timesteps < 1:
+            raise ValueError(f"total_timesteps must be an integer >= 1, got {total_timesteps!r}")
+        if self.num_timesteps:
+            raise ValueError("this BatchedSGMMQ has already trained; build a new one (continuing is not supported yet)")
+        from tqdm.auto import tqdm
+
+        self.total_timesteps = int(total_timesteps)
+        self.env = env = make_vector_env(self.task, self.n_seeds)
+        obs, _ = env.reset(seed=self.seeds if isinstance(env, gym.vector.SyncVectorEnv) else int(self.rng.integers(2**31)))
+        returns, lengths = np.zeros(self.n_seeds), np.zeros(self.n_seeds, np.int64)
+        bar = tqdm(total=self.total_timesteps, disable=not progress_bar, unit="step",
+                   desc=f"{self.task.env_id} x {self.n_seeds} seeds")
+        try:
+            while self.num_timesteps < self.total_timesteps:
+                actions = self.act(obs)
+                new_obs, rewards, terminated, truncated, info = env.step(actions)
+                next_obs = new_obs.copy()
+                done = terminated | truncated
+                if done.any():
+                    final = info["_final_obs"]
+                    next_obs[final] = np.stack(info["final_obs"][final]).astype(np.float32)
+                self.store(obs, next_obs, actions, rewards, terminated)
+                obs = new_obs
+                self.num_timesteps += 1
+                returns += rewards
+                lengths += 1
+                for s in np.flatnonzero(done):
+                    self.curves[s].append((self.num_timesteps, float(returns[s])))
+                    returns[s], lengths[s] = 0.0, 0
+                self.progress_remaining = 1.0 - self.num_timesteps / self.total_timesteps
+                if self.num_timesteps % self.target_update_interval == 0:
+                    self.refresh_snapshot()
+                self.exploration_rate = self.exploration_schedule(self.progress_remaining)
+                if self.num_timesteps > self.learning_starts and self.num_timesteps % self.train_freq == 0:
+                    for _ in range(self.gradient_steps):
+                        self.train_step()
+                bar.update(1)
+                if callback is not None:
+                    callback(self)
+        finally:
+            bar.close()
+            env.close()
+        return self
+
+    # --- the agents as ordinary SGMMQ models -----------------------------------------------------
+    @torch.no_grad()
+    def models(self) -> list[SGMMQ]:
+        """Each agent written back into its own ``SGMMQ`` (live components only, optimizer moments,
+        snapshot, window, counters): ``save``, ``SGMMQ.load``, ``evaluate_policy`` and ``sgmmq eval`` read it."""
+        filled = self.window_size if self.full else self.pos
+        for s, model in enumerate(self._models):
+            policy = model.policy
+            for net, stack, alive in ((policy.q_net, self.q_net, self.alive[s]), (policy.q_net_target, self.snapshot, self.snapshot_alive[s])):
+                net.euclidean.data = stack.euclidean.data[s, alive].clone()
+                net.precisions.data = stack.precisions.data[s, alive].clone()
+                if net.offset is not None:
+                    net.offset.data = stack.offset.data[s].clone()
+            optimizer = policy.optimizer
+            optimizer.state.clear()
+            for param, stacked in zip(policy.q_net.parameters(), self.q_net.parameters()):
+                rows = self.alive[s] if stacked.dim() > 2 else slice(None)  # offset (S, 1): no component axis to cut
+                optimizer.state[param] = {key: value[s][rows].clone() for key, value in self.optimizer.state.get(stacked, {}).items()}
+            if hasattr(optimizer, "_counts"):
+                optimizer._counts = {}
+            for group in optimizer.param_groups:
+                group["lr"] = self.optimizer.param_groups[0]["lr"]
+            buffer = model.replay_buffer
+            buffer.observations[:filled, 0] = self.window["obs"][s, :filled]
+            buffer.next_observations[:filled, 0] = self.window["next_obs"][s, :filled]
+            buffer.actions[:filled, 0, 0] = self.window["actions"][s, :filled]
+            buffer.rewards[:filled, 0] = self.window["rewards"][s, :filled]
+            buffer.dones[:filled, 0] = self.window["terminated"][s, :filled]
+            buffer.timeouts[:filled, 0] = 0.0
+            buffer.pos, buffer.full = self.pos, self.full
+            model.num_timesteps = model._n_calls = self.num_timesteps
+            model._n_updates = self._n_updates
+            model._total_timesteps = self.total_timesteps
+            model._current_progress_remaining = self.progress_remaining
+            model.exploration_rate = self.exploration_rate
+            model._episode_num = len(self.curves[s])
+            model._last_obs = None  # a later learn() starts from a fresh episode of the model's own env
+        return list(self._models)
+
+
+def train_seeds(env_id: str, seeds: Sequence[int], total_timesteps: int, progress_bar: bool = False, **hyperparameters: Any) -> list[SGMMQ]:
+    """Train one SGMMQ per seed, all in lockstep in this process; the trained agents as ``SGMMQ`` models.
+
+    >>> models = train_seeds("CartPole-v1", range(10), 50_000)   # doctest: +SKIP
+    """
+    batched = BatchedSGMMQ(env_id, seeds, **hyperparameters)
+    batched.learn(total_timesteps, progress_bar=progress_bar)
+    return batched.models()

@@ -1,0 +1,259 @@
+"""The batched trainer (sgmmq.batched): each stacked agent takes SGMMQ's own steps."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger
+
+from sgmmq import SGMMQ, cli, runs
+from sgmmq.batched import BatchedSGMMQ, _SameStepCartPole, parse_seeds, train_seeds
+from sgmmq.envs import get_task, make_env
+
+TASK = get_task("CartPole-v1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models: one torch thread (as the CLI sets), or a busy machine's threads fight."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _window(seed: int, n: int) -> dict[str, np.ndarray]:
+    """``n`` made-up CartPole transitions (inside the task box, some terminal)."""
+    rng = np.random.default_rng(seed)
+    low, high = TASK.box
+    return {"obs": rng.uniform(low, high, (n, 4)).astype(np.float32), "next_obs": rng.uniform(low, high, (n, 4)).astype(np.float32),
+            "actions": rng.integers(0, 2, n), "rewards": rng.normal(1.0, 0.5, n).astype(np.float32),
+            "terminated": (rng.random(n) < 0.1).astype(np.float32)}
+
+
+def _single(seed: int, window: dict[str, np.ndarray], **hyperparameters) -> SGMMQ:
+    model = runs.build_model(TASK, seed, hyperparameters)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    for i in range(len(window["obs"])):
+        model.replay_buffer.add(window["obs"][i : i + 1], window["next_obs"][i : i + 1], window["actions"][i : i + 1, None],
+                                window["rewards"][i : i + 1], window["terminated"][i : i + 1], [{}])
+    return model
+
+
+def _fill(batched: BatchedSGMMQ, windows: list[dict[str, np.ndarray]]) -> None:
+    for i in range(len(windows[0]["obs"])):
+        batched.store(*(np.stack([w[key][i] for w in windows]) for key in ("obs", "next_obs", "actions", "rewards", "terminated")))
+
+
+def _indices(seed: int, step: int, upper: int, batch: int) -> np.ndarray:
+    """The window indices SB3's ReplayBuffer.sample draws after ``np.random.seed(1000 * seed + step)``."""
+    return np.random.RandomState(1000 * seed + step).randint(0, upper, size=batch)
+
+
+def _assert_close(single: SGMMQ, batched_net, s: int, alive: torch.Tensor) -> None:
+    q = single.policy.q_net
+    assert q.n_components == int(alive.sum())
+    torch.testing.assert_close(batched_net.euclidean.data[s, alive], q.euclidean.data, rtol=0, atol=1e-6)
+    torch.testing.assert_close(batched_net.precisions.data[s, alive], q.precisions.data, rtol=0, atol=1e-6)
+    torch.testing.assert_close(batched_net.offset.data[s], q.offset.data, rtol=0, atol=1e-6)
+
+
+def test_one_update_equals_the_single_agents():
+    """S = 1: the same window and mini-batch indices give the single agent's update (and its optimizer state)."""
+    window = _window(0, 300)
+    single = _single(4, window)
+    batched = BatchedSGMMQ("CartPole-v1", [4])
+    torch.testing.assert_close(batched.q_net.euclidean.data[0], single.policy.q_net.euclidean.data, rtol=0, atol=0)  # SGMMQ(seed=4)'s start
+    _fill(batched, [window])
+    for step in range(3):
+        np.random.seed(1000 * 4 + step)
+        single.train(gradient_steps=1, batch_size=32)
+        batched.train_step(_indices(4, step, 300, 32)[None])
+        _assert_close(single, batched.q_net, 0, batched.alive[0])
+    exported = batched.models()[0]
+    state, reference = exported.policy.optimizer.state, single.policy.optimizer.state
+    for p, q in zip(exported.policy.q_net.parameters(), single.policy.q_net.parameters()):
+        for key in reference[q]:
+            torch.testing.assert_close(state[p][key], reference[q][key], rtol=0, atol=1e-6)
+
+
+def test_three_agents_each_take_their_single_agents_steps_and_prune_apart():
+    """S = 3, each agent on its own window and indices, through pruning checks: each equals its own
+    single agent, and the agents end with different pool sizes."""
+    hyperparameters = {"prune_interval": 2, "prune_threshold": 0.01, "prune_patience": 1, "sparsity_lambda": 0.05,
+                       "policy_kwargs": {"n_components": 12}}
+    seeds = [0, 1, 2]
+    windows = [_window(10 + s, 200) for s in seeds]
+    singles = [_single(s, w, **hyperparameters) for s, w in zip(seeds, windows)]
+    batched = BatchedSGMMQ("CartPole-v1", seeds, **hyperparameters)
+    _fill(batched, windows)
+    for step in range(6):
+        for s, single in zip(seeds, singles):
+            np.random.seed(1000 * s + step)
+            single.train(gradient_steps=1, batch_size=32)
+        batched.train_step(np.stack([_indices(s, step, 200, 32) for s in seeds]))
+        for s, single in enumerate(singles):
+            _assert_close(single, batched.q_net, s, batched.alive[s])
+    sizes = batched.live_components
+    assert len(set(sizes)) > 1 and max(sizes) < 12, sizes
+    for model, single in zip(batched.models(), singles):
+        assert model.live_components == single.live_components
+        assert [event[1:] for event in model.prune_events] == [event[1:] for event in single.prune_events]
+        torch.testing.assert_close(model.policy.q_net.euclidean.data, single.policy.q_net.euclidean.data, rtol=0, atol=1e-6)
+
+
+def test_trained_agents_save_load_and_predict_as_before(tmp_path):
+    models = train_seeds("CartPole-v1", [3, 7], 700, learning_starts=100, prune_interval=100, prune_threshold=0.05, sparsity_lambda=0.05)
+    obs = np.random.default_rng(0).uniform(*TASK.box, (64, 4)).astype(np.float32)
+    for i, model in enumerate(models):
+        assert isinstance(model, SGMMQ) and model.num_timesteps == 700 and model.task_id == "CartPole-v1"
+        path = tmp_path / f"m{i}.zip"
+        model.save(path)
+        loaded = SGMMQ.load(path)
+        np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.policy(torch.as_tensor(obs)), model.policy(torch.as_tensor(obs)), rtol=0, atol=0)
+        assert loaded.live_components == model.live_components
+        mean, _ = evaluate_policy(loaded, make_env(TASK, seed=0), n_eval_episodes=1, deterministic=True)
+        assert mean > 0
+    assert cli.main(["eval", str(tmp_path / "m0.zip"), "--episodes", "1"]) == 0
+
+
+def test_same_step_cartpole_follows_cartpole_and_resets_in_the_ending_step():
+    env = _SameStepCartPole(4)
+    reference = gym.make("CartPole-v1").unwrapped
+    reference.reset(seed=0)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, 4)
+        new_obs, rewards, terminated, truncated, info = env.step(actions)
+        done = terminated | truncated
+        final = new_obs.copy()
+        if done.any():
+            final[done] = info["final_obs"][done]
+            assert np.all(np.abs(new_obs[done]) <= 0.05)  # a fresh episode, at once
+            ended += int(done.sum())
+        assert np.all(rewards == 1.0)  # no reset step without a transition
+        for i in range(4):
+            reference.state, reference.steps_beyond_terminated = obs[i].astype(np.float64), None
+            expected, _, end, _, _ = reference.step(int(actions[i]))
+            np.testing.assert_allclose(final[i], expected, atol=1e-5)
+            assert end == terminated[i]
+        obs = new_obs
+    assert ended > 0
+
+
+def test_a_short_cartpole_run_learns():
+    """3,000 steps, two agents: the greedy policies beat a random one (about 22) by far."""
+    models = train_seeds("CartPole-v1", [0, 1], 3_000, learning_starts=300)
+    scores = [evaluate_policy(m, make_env(TASK, seed=100), n_eval_episodes=3, deterministic=True)[0] for m in models]
+    assert max(scores) >= 100, scores
+
+
+@pytest.mark.parametrize(
+    ("seeds", "kwargs", "message"),
+    [
+        ([], {}, "at least one seed"),
+        ([1, 2, 1], {}, "repeated: [1]"),
+        ([0, -1], {}, "non-negative"),
+        ([0], {"pool": "adaptive"}, "pool='adaptive' is not supported by the batched trainer"),
+        ([0], {"loss": "huber"}, "loss='huber' is not supported by the batched trainer"),
+        ([0], {"double_q": True}, "double_q=True is not supported"),
+        ([0], {"n_steps": 3}, "n_steps=3 is not supported"),
+        ([0], {"policy_kwargs": {"optimizer_class": "geoopt_radam"}}, "optimizer_class=RiemannianAdam is not supported"),
+        ([0], {"seed": 3}, "seed is set by the batched trainer"),
+        ([0], {"no_such_option": 1}, "bad hyperparameter"),
+    ],
+)
+def test_bad_input_is_refused_by_name(seeds, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        train_seeds("CartPole-v1", seeds, 10, **kwargs)
+    assert message in str(error.value)
+
+
+def test_unknown_task_and_bad_seed_lists():
+    with pytest.raises(ValueError, match="Unknown task"):
+        train_seeds("NoSuchTask-v0", [0], 10)
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    for text, message in (("3-1", "runs backwards"), ("0-2,2", "repeated: [2]"), ("a", "integers and ranges"), ("", "integers")):
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            parse_seeds(text)
+
+
+def test_cli_writes_one_run_folder_per_seed_and_keeps_existing_runs(tmp_path, capsys):
+    argv = ["train", "CartPole-v1", "--seeds", "0-1", "--steps", "600", "--out", str(tmp_path), "--no-progress",
+            "--eval-episodes", "1", "--set", "learning_starts=100"]
+    assert cli.main(argv) == 0
+    for seed in (0, 1):
+        folder = tmp_path / f"CartPole-v1-s{seed}"
+        model = SGMMQ.load(folder / runs.MODEL_FILE)
+        assert model.num_timesteps == 600 and model.learning_starts == 100
+        run = runs.json.loads((folder / runs.RUN_FILE).read_text())
+        assert run["seed"] == seed and run["steps"] == 600 and run["batched"]["seeds"] == [0, 1]
+        assert (folder / runs.CURVE_FILE).read_text().startswith("step,return\n")
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert "already hold a run; pass --overwrite" in capsys.readouterr().err
+    assert cli.main([*argv[:-2], "--seed", "3"]) == 2
+    assert "does not take --seed" in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite", "--set", "pool=adaptive"]) == 2  # refused before anything is replaced
+    assert "not supported by the batched trainer" in capsys.readouterr().err
+    assert (tmp_path / "CartPole-v1-s0" / runs.MODEL_FILE).exists()
+    assert cli.main(["train", "--resume", "--out", str(tmp_path / "CartPole-v1-s0")]) == 2
+    assert "writes no checkpoints: it cannot be resumed" in capsys.readouterr().err
+
+
+def test_speed_batched_mode_writes_its_table(tmp_path):
+    from sgmmq import speed
+
+    assert speed.main(["--batched", "--steps", "40", "--seed-counts", "1", "3", "--out", str(tmp_path)]) == 0
+    record = runs.json.loads((tmp_path / "batched.json").read_text())
+    result = record["batched"][0]
+    assert [row["seeds"] for row in result["rows"]] == [1, 3] and len(result["single_wall_s"]) == 2
+    single = sum(result["single_wall_s"]) / 2
+    for row in result["rows"]:
+        assert row["total_over_single"] == pytest.approx(row["seeds"] * single / row["wall_s"])
+        assert row["steps_per_s_total"] == pytest.approx(row["seeds"] * row["steps_per_s_per_seed"])
+    table = (tmp_path / "batched.md").read_text()
+    assert record["command"] in table and "| CartPole-v1 | 3 | 40 |" in table
+
+
+def test_a_batched_run_is_reproducible_from_its_seed_list():
+    first, second = (train_seeds("Acrobot-v1", [5, 6], 400, learning_starts=100) for _ in range(2))
+    for a, b in zip(first, second):
+        assert torch.equal(a.policy.q_net.euclidean, b.policy.q_net.euclidean)
+        assert torch.equal(a.policy.q_net.precisions, b.policy.q_net.precisions)
+        np.testing.assert_array_equal(a.replay_buffer.observations, b.replay_buffer.observations)
+    assert not torch.equal(first[0].policy.q_net.euclidean, first[1].policy.q_net.euclidean)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_stacked_mixture_values_and_gradients_are_each_agents_own(normalized):
+    """MixtureValue with a leading seed axis: the values and the hand-derived gradients of S = 3
+    stacked Q-functions are those of the three Q-functions alone."""
+    from sgmmq.mixture import GMMQFunction, MixtureValue
+
+    torch.manual_seed(0)
+    singles = [GMMQFunction(4, 3, n_components=6, normalized=normalized) for _ in range(3)]
+    with torch.no_grad():
+        for q in singles:
+            q.euclidean.add_(torch.randn_like(q.euclidean) * 0.3)
+            q.offset.fill_(torch.randn(()).item())
+    stacked = [torch.stack([getattr(q, name).detach() for q in singles]).requires_grad_() for name in ("euclidean", "offset", "precisions")]
+    z = (torch.rand(3, 20, singles[0].dim) * 2 - 1).requires_grad_()
+    weights = torch.randn(3, 20)
+    values = MixtureValue.apply(z, *stacked[:2], stacked[2], normalized)
+    (values * weights).sum().backward()
+    for s, q in enumerate(singles):
+        z_s = z.detach()[s].clone().requires_grad_()
+        value = MixtureValue.apply(z_s, q.euclidean, q.offset, q.precisions, normalized)
+        (value * weights[s]).sum().backward()
+        torch.testing.assert_close(values[s].detach(), value.detach(), rtol=0, atol=1e-6)
+        torch.testing.assert_close(z.grad[s], z_s.grad, rtol=0, atol=1e-6)
+        for stacked_param, param in zip(stacked, (q.euclidean, q.offset, q.precisions)):
+            torch.testing.assert_close(stacked_param.grad[s], param.grad, rtol=0, atol=1e-6)
