@@ -23,6 +23,14 @@ Each agent starts from exactly the parameters ``SGMMQ(seed=s)`` starts from (it 
 order: act (uniformly before ``learning_starts``, then epsilon-greedily), store the transition in
 its own window, refresh its snapshot every ``target_update_interval`` steps, then one gradient
 step with the scheduled learning rate, and a pruning check every ``prune_interval`` updates.
+Options beyond the defaults, each tested equal to the single agent's for S = 1 and S = 3:
+``mean_init="data"`` (every agent's means on ``K`` of its own window points at the first update,
+then its snapshot refreshed), ``double_q=True`` (:func:`~sgmmq.agent.td_target` on the stack),
+``n_steps > 1`` (:func:`n_step_sample`: SB3's ``NStepReplayBuffer`` arithmetic on the stacked windows,
+which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precision="diagonal")``, and
+any ``window_size`` (the windows are ``S x window_size`` arrays). Refused by name (:data:`SUPPORTED`):
+``pool="adaptive"``, ``loss="huber"``, ``target="residual"``, ``prune_min_support > 0``, continuous
+actions, geoopt's own optimizers.
 Exploration draws, window samples and the vector env's resets come from generators seeded by the
 whole seed list, so a batched run is reproducible but agent ``s`` does not replay the exact
 trajectory of a single ``SGMMQ`` run with seed ``s``.
@@ -48,10 +56,9 @@ SUPPORTED = {
     "target": ("snapshot",),
     "loss": ("squared",),
     "pool": ("fixed",),
-    "mean_init": ("uniform",),
-    "double_q": (False,),
+    "mean_init": ("uniform", "data"),
+    "double_q": (False, True),
     "prune_min_support": (0, 0.0),
-    "n_steps": (1,),
     "exploration_noise": (0, 0.0),
 }
 REFUSED_KEYS = ("replay_buffer_class", "replay_buffer_kwargs", "env", "seed", "policy")
@@ -89,7 +96,8 @@ def check_supported(model: SGMMQ) -> None:
     for name, allowed in SUPPORTED.items():
         value = getattr(model, name)
         if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
-            raise ValueError(f"{name}={value!r} is not supported by the batched trainer yet (it supports {name}={allowed[0]!r}); "
+            supported = " or ".join(f"{name}={option!r}" for option in dict.fromkeys(allowed))
+            raise ValueError(f"{name}={value!r} is not supported by the batched trainer yet (it supports {supported}); "
                              "train those seeds one at a time with SGMMQ")
     if model.device.type != "cpu":
         raise ValueError(f"device={str(model.device)!r} is not supported by the batched trainer yet (CPU only)")
@@ -181,6 +189,8 @@ class BatchedSGMMQ:
         self.learning_starts, self.train_freq, self.gradient_steps = first.learning_starts, first.train_freq.frequency, first.gradient_steps
         self.target_update_interval, self.prune_interval = first.target_update_interval, first.prune_interval
         self.sparsity_lambda = first.sparsity_lambda
+        self.double_q, self.n_steps = first.double_q, first.n_steps
+        self._means_initialized = first.mean_init != "data"
         self.lr_schedule, self.exploration_schedule = first.lr_schedule, first.exploration_schedule
 
         self.q_net = copy.deepcopy(first.policy.q_net)
@@ -197,7 +207,7 @@ class BatchedSGMMQ:
         s, w = self.n_seeds, self.window_size
         self.window = {"obs": np.zeros((s, w, obs_dim), np.float32), "next_obs": np.zeros((s, w, obs_dim), np.float32),
                        "actions": np.zeros((s, w), np.int64), "rewards": np.zeros((s, w), np.float32),
-                       "terminated": np.zeros((s, w), np.float32)}
+                       "terminated": np.zeros((s, w), np.float32), "truncated": np.zeros((s, w), np.float32)}
         self.pos, self.full = 0, False
         self._rows = np.arange(s)[:, None]
         self.rng = np.random.default_rng(self.seeds)  # exploration and window samples, all agents
@@ -219,28 +229,61 @@ class BatchedSGMMQ:
         explore = self.rng.random(self.n_seeds) < self.exploration_rate
         return np.where(explore, self.rng.integers(self.n_actions, size=self.n_seeds), greedy)
 
-    def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray) -> None:
-        """One transition per agent into its window (the most recent ``window_size`` are kept)."""
+    def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+              truncated: np.ndarray | None = None) -> None:
+        """One transition per agent into its window (the most recent ``window_size`` are kept); ``truncated``
+        (a time limit, not a terminal state) only ends the n-step sums."""
         if not (np.all(np.isfinite(next_obs)) and np.all(np.isfinite(rewards))):
             raise ValueError(f"The environment returned a NaN or infinite observation or reward: obs={next_obs}, reward={rewards}")
-        for key, value in (("obs", obs), ("next_obs", next_obs), ("actions", actions), ("rewards", rewards), ("terminated", terminated)):
+        truncated = np.zeros(self.n_seeds, np.float32) if truncated is None else truncated
+        for key, value in (("obs", obs), ("next_obs", next_obs), ("actions", actions), ("rewards", rewards), ("terminated", terminated),
+                           ("truncated", truncated)):
             self.window[key][:, self.pos] = value
         self.pos = (self.pos + 1) % self.window_size
         self.full = self.full or self.pos == 0
 
     # --- learning -----------------------------------------------------------------------------
+    def _draw(self, size: int) -> np.ndarray:
+        """``size`` window indices per agent, uniform over what the window holds (SB3's ``sample``)."""
+        return self.rng.integers(0, self.window_size if self.full else self.pos, size=(self.n_seeds, size))
+
+    @torch.no_grad()
+    def init_means_from_window(self, indices: np.ndarray | None = None) -> None:
+        """``mean_init="data"`` (SGMMQ's ``_init_means_from_window``): each agent's means on ``K`` of its own
+        visited ``(state, action)`` points (``indices (S, K)`` into the windows, drawn when not given)."""
+        if indices is None:
+            indices = self._draw(self.q_net.n_components)
+        states = self.policy.scale(torch.as_tensor(self.window["obs"][self._rows, indices]), check=False)
+        self.q_net.means.copy_(self.q_net.encode(states, torch.as_tensor(self.window["actions"][self._rows, indices])))
+        self.refresh_snapshot()  # every agent's first update is the same step: all snapshots at once
+        self._means_initialized = True
+
+    def sample(self, indices: np.ndarray) -> tuple[dict[str, torch.Tensor], Any]:
+        """Each agent's mini-batch at ``indices (S, B)`` and the bootstrap discounts: ``gamma``, or for
+        ``n_steps > 1`` SB3's ``NStepReplayBuffer`` arithmetic per agent (see :func:`n_step_sample`)."""
+        if self.n_steps == 1:
+            keys = ("obs", "next_obs", "actions", "rewards", "terminated")
+            return {key: torch.as_tensor(self.window[key][self._rows, indices]) for key in keys}, self.gamma
+        batch = n_step_sample(self.window, indices, self.n_steps, self.gamma, self.pos, self.window_size)
+        discounts = torch.as_tensor(batch.pop("discounts"))
+        return {key: torch.as_tensor(value) for key, value in batch.items()}, discounts
+
     def train_step(self, indices: np.ndarray | None = None) -> torch.Tensor:
         """One gradient step for every agent on its own mini-batch (``indices (S, B)`` into the windows,
         drawn uniformly when not given); returns each agent's TD loss."""
         for group in self.optimizer.param_groups:  # SB3's _update_learning_rate
             group["lr"] = self.lr_schedule(self.progress_remaining)
+        if not self._means_initialized:  # SGMMQ.train: before the first mini-batch is drawn
+            self.init_means_from_window()
         if indices is None:
-            indices = self.rng.integers(0, self.window_size if self.full else self.pos, size=(self.n_seeds, self.batch_size))
-        batch = {key: torch.as_tensor(value[self._rows, indices]) for key, value in self.window.items()}
+            indices = self._draw(self.batch_size)
+        batch, discounts = self.sample(indices)
         q_net = self.q_net
         states = self.policy.scale(batch["obs"], check=False)
         next_states = self.policy.scale(batch["next_obs"], check=False)
-        td_error = q_net.q_sa(states, batch["actions"]) - td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], self.gamma)
+        target = td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], discounts,
+                           q_net=q_net if self.double_q else None)
+        td_error = q_net.q_sa(states, batch["actions"]) - target
         td_loss = temporal_difference_loss(td_error, "squared")  # (S,): each agent's own loss
         loss = td_loss.sum() + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
         self.optimizer.zero_grad(set_to_none=True)
@@ -306,7 +349,7 @@ class BatchedSGMMQ:
                 if done.any():
                     final = info["_final_obs"]
                     next_obs[final] = np.stack(info["final_obs"][final]).astype(np.float32)
-                self.store(obs, next_obs, actions, rewards, terminated)
+                self.store(obs, next_obs, actions, rewards, terminated, truncated)
                 obs = new_obs
                 self.num_timesteps += 1
                 returns += rewards
@@ -356,8 +399,9 @@ class BatchedSGMMQ:
             buffer.next_observations[:filled, 0] = self.window["next_obs"][s, :filled]
             buffer.actions[:filled, 0, 0] = self.window["actions"][s, :filled]
             buffer.rewards[:filled, 0] = self.window["rewards"][s, :filled]
-            buffer.dones[:filled, 0] = self.window["terminated"][s, :filled]
-            buffer.timeouts[:filled, 0] = 0.0
+            terminated, truncated = self.window["terminated"][s, :filled] > 0, self.window["truncated"][s, :filled] > 0
+            buffer.dones[:filled, 0] = terminated | truncated  # as SB3 stores them: done, and a timeout that is not terminal
+            buffer.timeouts[:filled, 0] = truncated & ~terminated
             buffer.pos, buffer.full = self.pos, self.full
             model.num_timesteps = model._n_calls = self.num_timesteps
             model._n_updates = self._n_updates
@@ -365,8 +409,30 @@ class BatchedSGMMQ:
             model._current_progress_remaining = self.progress_remaining
             model.exploration_rate = self.exploration_rate
             model._episode_num = len(self.curves[s])
+            model._means_initialized = self._means_initialized
             model._last_obs = None  # a later learn() starts from a fresh episode of the model's own env
         return list(self._models)
+
+
+def n_step_sample(window: dict[str, np.ndarray], indices: np.ndarray, n_steps: int, gamma: float, pos: int,
+                  window_size: int) -> dict[str, np.ndarray]:
+    """SB3's ``NStepReplayBuffer._get_samples`` on stacked windows ``(S, W)`` at ``indices (S, B)``, the same
+    numpy operations on a leading seed axis: rewards summed with ``gamma^i`` up to ``n_steps`` steps,
+    stopping after the step that ends the episode (terminated or truncated) or the newest stored one,
+    ``discounts = gamma^k`` for the ``k`` steps used, ``next_obs`` and ``terminated`` of the last step used."""
+    rows = np.arange(indices.shape[0])[:, None, None]
+    steps = np.arange(n_steps)
+    sequence = (indices[..., None] + steps) % window_size  # (S, B, n)
+    # the newest transition ends every sum (SB3 marks it truncated while sampling): never wrap into the oldest
+    ended = np.logical_or(window["terminated"][rows, sequence], window["truncated"][rows, sequence]) | (sequence == (pos - 1) % window_size)
+    last = np.where(ended.any(-1), ended.argmax(-1), n_steps - 1)
+    mask = steps <= last[..., None]
+    discounts = gamma ** mask.sum(-1).astype(np.float32)
+    returns = (window["rewards"][rows, sequence] * gamma ** np.arange(n_steps, dtype=np.float32) * mask).sum(-1)
+    final = (indices + last) % window_size
+    rows = rows[..., 0]
+    return {"obs": window["obs"][rows, indices], "next_obs": window["next_obs"][rows, final], "actions": window["actions"][rows, indices],
+            "rewards": returns, "terminated": window["terminated"][rows, final], "discounts": discounts}
 
 
 def train_seeds(env_id: str, seeds: Sequence[int], total_timesteps: int, progress_bar: bool = False, **hyperparameters: Any) -> list[SGMMQ]:

@@ -31,21 +31,23 @@ def _window(seed: int, n: int) -> dict[str, np.ndarray]:
     low, high = TASK.box
     return {"obs": rng.uniform(low, high, (n, 4)).astype(np.float32), "next_obs": rng.uniform(low, high, (n, 4)).astype(np.float32),
             "actions": rng.integers(0, 2, n), "rewards": rng.normal(1.0, 0.5, n).astype(np.float32),
-            "terminated": (rng.random(n) < 0.1).astype(np.float32)}
+            "terminated": (rng.random(n) < 0.1).astype(np.float32), "truncated": (rng.random(n) < 0.05).astype(np.float32)}
 
 
 def _single(seed: int, window: dict[str, np.ndarray], **hyperparameters) -> SGMMQ:
     model = runs.build_model(TASK, seed, hyperparameters)
     model.set_logger(Logger(folder=None, output_formats=[]))
-    for i in range(len(window["obs"])):
+    for i in range(len(window["obs"])):  # as SB3's rollout stores them: done, and a timeout that is not terminal
+        terminated, truncated = bool(window["terminated"][i]), bool(window["truncated"][i])
         model.replay_buffer.add(window["obs"][i : i + 1], window["next_obs"][i : i + 1], window["actions"][i : i + 1, None],
-                                window["rewards"][i : i + 1], window["terminated"][i : i + 1], [{}])
+                                window["rewards"][i : i + 1], np.array([terminated or truncated], np.float32),
+                                [{"TimeLimit.truncated": truncated and not terminated}])
     return model
 
 
 def _fill(batched: BatchedSGMMQ, windows: list[dict[str, np.ndarray]]) -> None:
     for i in range(len(windows[0]["obs"])):
-        batched.store(*(np.stack([w[key][i] for w in windows]) for key in ("obs", "next_obs", "actions", "rewards", "terminated")))
+        batched.store(*(np.stack([w[key][i] for w in windows]) for key in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated")))
 
 
 def _indices(seed: int, step: int, upper: int, batch: int) -> np.ndarray:
@@ -61,11 +63,15 @@ def _assert_close(single: SGMMQ, batched_net, s: int, alive: torch.Tensor) -> No
     torch.testing.assert_close(batched_net.offset.data[s], q.offset.data, rtol=0, atol=1e-6)
 
 
-def test_one_update_equals_the_single_agents():
+OPTIONS = [{}, {"double_q": True}, {"n_steps": 3}, {"policy_kwargs": {"precision": "diagonal"}}]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_one_update_equals_the_single_agents(options):
     """S = 1: the same window and mini-batch indices give the single agent's update (and its optimizer state)."""
     window = _window(0, 300)
-    single = _single(4, window)
-    batched = BatchedSGMMQ("CartPole-v1", [4])
+    single = _single(4, window, **options)
+    batched = BatchedSGMMQ("CartPole-v1", [4], **options)
     torch.testing.assert_close(batched.q_net.euclidean.data[0], single.policy.q_net.euclidean.data, rtol=0, atol=0)  # SGMMQ(seed=4)'s start
     _fill(batched, [window])
     for step in range(3):
@@ -80,11 +86,12 @@ def test_one_update_equals_the_single_agents():
             torch.testing.assert_close(state[p][key], reference[q][key], rtol=0, atol=1e-6)
 
 
-def test_three_agents_each_take_their_single_agents_steps_and_prune_apart():
+@pytest.mark.parametrize("options", OPTIONS)
+def test_three_agents_each_take_their_single_agents_steps_and_prune_apart(options):
     """S = 3, each agent on its own window and indices, through pruning checks: each equals its own
     single agent, and the agents end with different pool sizes."""
     hyperparameters = {"prune_interval": 2, "prune_threshold": 0.01, "prune_patience": 1, "sparsity_lambda": 0.05,
-                       "policy_kwargs": {"n_components": 12}}
+                       **options, "policy_kwargs": {"n_components": 12, **options.get("policy_kwargs", {})}}
     seeds = [0, 1, 2]
     windows = [_window(10 + s, 200) for s in seeds]
     singles = [_single(s, w, **hyperparameters) for s, w in zip(seeds, windows)]
@@ -163,8 +170,8 @@ def test_a_short_cartpole_run_learns():
         ([0, -1], {}, "non-negative"),
         ([0], {"pool": "adaptive"}, "pool='adaptive' is not supported by the batched trainer"),
         ([0], {"loss": "huber"}, "loss='huber' is not supported by the batched trainer"),
-        ([0], {"double_q": True}, "double_q=True is not supported"),
-        ([0], {"n_steps": 3}, "n_steps=3 is not supported"),
+        ([0], {"target": "residual"}, "target='residual' is not supported"),
+        ([0], {"prune_min_support": 0.5}, "prune_min_support=0.5 is not supported"),
         ([0], {"policy_kwargs": {"optimizer_class": "geoopt_radam"}}, "optimizer_class=RiemannianAdam is not supported"),
         ([0], {"seed": 3}, "seed is set by the batched trainer"),
         ([0], {"no_such_option": 1}, "bad hyperparameter"),
@@ -257,3 +264,87 @@ def test_stacked_mixture_values_and_gradients_are_each_agents_own(normalized):
         torch.testing.assert_close(z.grad[s], z_s.grad, rtol=0, atol=1e-6)
         for stacked_param, param in zip(stacked, (q.euclidean, q.offset, q.precisions)):
             torch.testing.assert_close(stacked_param.grad[s], param.grad, rtol=0, atol=1e-6)
+
+
+def test_data_mean_init_equals_the_single_agents():
+    """``mean_init="data"``: each agent's means go on its own window points at its first update, as the
+    single agent's do (S = 2; the same window contents and the same drawn indices), then its updates follow."""
+    seeds, k = [4, 9], 10
+    options = {"mean_init": "data", "policy_kwargs": {"n_components": k}}
+    windows = [_window(20 + s, 150) for s in seeds]
+    singles = [_single(s, w, **options) for s, w in zip(seeds, windows)]
+    batched = BatchedSGMMQ("CartPole-v1", seeds, **options)
+    _fill(batched, windows)
+    draws = [np.random.RandomState(s) for s in seeds]  # SB3's draws after np.random.seed(s): the K points, then the mini-batch
+    mean_indices = np.stack([rs.randint(0, 150, size=k) for rs in draws])
+    batch_indices = np.stack([rs.randint(0, 150, size=32) for rs in draws])
+    before = batched.q_net.means.clone()
+    batched.init_means_from_window(mean_indices)
+    batched.train_step(batch_indices)
+    for s, (seed, single) in enumerate(zip(seeds, singles)):
+        np.random.seed(seed)
+        single.train(gradient_steps=1, batch_size=32)
+        _assert_close(single, batched.q_net, s, batched.alive[s])
+        z = torch.cat([single.policy.scale(torch.as_tensor(windows[s]["obs"][mean_indices[s]])),
+                       single.policy.q_net.codes[torch.as_tensor(windows[s]["actions"][mean_indices[s]])]], 1)
+        torch.testing.assert_close(batched.snapshot.means[s], z, rtol=0, atol=1e-6)  # the snapshot took the new means
+        torch.testing.assert_close(single.policy.q_net_target.means, z, rtol=0, atol=1e-6)
+    assert not torch.allclose(before, batched.snapshot.means)
+    assert all(m._means_initialized for m in batched.models())  # a later learn() does not move them again
+
+
+def test_n_step_samples_equal_sb3s_n_step_replay_buffer():
+    """``n_step_sample`` on stacked windows equals SB3's ``NStepReplayBuffer`` on each agent's stream: the
+    same indices give the same returns, discounts, last next observations and terminal flags, through
+    terminations, time limits, a window that has wrapped, and the newest transition."""
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import NStepReplayBuffer
+
+    from sgmmq.batched import n_step_sample
+
+    size, n, gamma = 50, 4, 0.9
+    streams = [_window(30 + s, 130) for s in range(3)]
+    for stream in streams:
+        stream["truncated"] = (np.random.default_rng(1).random(130) < 0.1).astype(np.float32)  # plenty of both ends
+    batched = BatchedSGMMQ("CartPole-v1", [0, 1, 2], window_size=size, n_steps=n, gamma=gamma)
+    for stop in (37, 130):  # before and after the window wraps
+        buffers = []
+        for stream in streams:
+            buffer = NStepReplayBuffer(size, spaces.Box(-np.inf, np.inf, (4,)), spaces.Discrete(2), n_steps=n, gamma=gamma)
+            for i in range(stop):
+                terminated, truncated = bool(stream["terminated"][i]), bool(stream["truncated"][i])
+                buffer.add(stream["obs"][i], stream["next_obs"][i], stream["actions"][i : i + 1], stream["rewards"][i : i + 1],
+                           np.array([terminated or truncated]), [{"TimeLimit.truncated": truncated and not terminated}])
+            buffers.append(buffer)
+        batched.window = {key: np.zeros_like(value) for key, value in batched.window.items()}
+        batched.pos, batched.full = 0, False
+        _fill(batched, [{key: value[:stop] for key, value in stream.items()} for stream in streams])
+        upper = size if batched.full else batched.pos
+        indices = np.random.default_rng(stop).integers(0, upper, (3, 200))
+        indices[:, 0] = (batched.pos - 1) % size  # the newest transition
+        ours = n_step_sample(batched.window, indices, n, gamma, batched.pos, size)
+        for s, buffer in enumerate(buffers):
+            theirs = buffer._get_samples(indices[s])
+            np.testing.assert_array_equal(ours["rewards"][s], theirs.rewards.numpy()[:, 0])
+            np.testing.assert_array_equal(ours["discounts"][s], theirs.discounts.numpy()[:, 0])
+            np.testing.assert_array_equal(ours["terminated"][s], theirs.dones.numpy()[:, 0])
+            np.testing.assert_array_equal(ours["next_obs"][s], theirs.next_observations.numpy())
+            np.testing.assert_array_equal(ours["obs"][s], theirs.observations.numpy())
+            assert len(set(theirs.discounts.numpy()[:, 0].round(6))) > 2  # sums cut short, and full ones
+
+
+def test_a_stacked_diagonal_model_stays_diagonal():
+    """``precision="diagonal"`` stacked: after updates every agent's precisions are still exactly diagonal."""
+    options = {"policy_kwargs": {"precision": "diagonal", "n_components": 8}}
+    windows = [_window(40 + s, 200) for s in range(3)]
+    batched = BatchedSGMMQ("CartPole-v1", [0, 1, 2], **options)
+    _fill(batched, windows)
+    start = batched.q_net.precisions.data.clone()
+    for _ in range(20):
+        batched.train_step()
+    precisions = batched.q_net.precisions.data
+    off_diagonal = precisions - torch.diag_embed(torch.diagonal(precisions, dim1=-2, dim2=-1))
+    assert torch.all(off_diagonal == 0)
+    assert not torch.equal(precisions, start)  # they did move
+    for model in batched.models():
+        assert model.policy.q_net.precision == "diagonal"
