@@ -331,6 +331,10 @@ def test_n_step_samples_equal_sb3s_n_step_replay_buffer():
             np.testing.assert_array_equal(ours["next_obs"][s], theirs.next_observations.numpy())
             np.testing.assert_array_equal(ours["obs"][s], theirs.observations.numpy())
             assert len(set(theirs.discounts.numpy()[:, 0].round(6))) > 2  # sums cut short, and full ones
+    for s, model in enumerate(batched.models()):  # the windows written back: the agent's own buffer samples the same
+        written = model.replay_buffer._get_samples(indices[s])
+        np.testing.assert_array_equal(ours["rewards"][s], written.rewards.numpy()[:, 0])
+        np.testing.assert_array_equal(ours["terminated"][s], written.dones.numpy()[:, 0])
 
 
 def test_a_stacked_diagonal_model_stays_diagonal():
