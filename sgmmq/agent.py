@@ -460,8 +460,10 @@ def td_target(snapshot: GMMQFunction, next_states: torch.Tensor, rewards: torch.
 
 def temporal_difference_loss(td_error: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean of the squared (or Huber) TD errors over the mini-batch, the last axis: one value per
-    stacked agent in :mod:`sgmmq.batched` (squared only), a scalar for :class:`SGMMQ`."""
-    if loss == "huber":
+    stacked agent in :mod:`sgmmq.batched`, a scalar for :class:`SGMMQ`."""
+    if loss == "huber" and td_error.dim() > 1:  # stacked agents: each agent's own mean
+        return F.smooth_l1_loss(td_error, torch.zeros_like(td_error), reduction="none").mean(-1)
+    if loss == "huber":  # the single agent's, as before to the bit
         return F.smooth_l1_loss(td_error, torch.zeros_like(td_error))
     return td_error.square().mean(-1)
 

@@ -26,10 +26,10 @@ step with the scheduled learning rate, and a pruning check every ``prune_interva
 Options beyond the defaults, each tested equal to the single agent's for S = 1 and S = 3:
 ``mean_init="data"`` (every agent's means on ``K`` of its own window points at the first update,
 then its snapshot refreshed), ``double_q=True`` (:func:`~sgmmq.agent.td_target` on the stack),
-``n_steps > 1`` (:func:`n_step_sample`: SB3's ``NStepReplayBuffer`` arithmetic on the stacked windows,
+``loss="huber"``, ``n_steps > 1`` (:func:`n_step_sample`: SB3's ``NStepReplayBuffer`` arithmetic on the stacked windows,
 which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precision="diagonal")``, and
 any ``window_size`` (the windows are ``S x window_size`` arrays). Refused by name (:data:`SUPPORTED`):
-``pool="adaptive"``, ``loss="huber"``, ``target="residual"``, ``prune_min_support > 0``, continuous
+``pool="adaptive"``, ``target="residual"``, ``prune_min_support > 0``, continuous
 actions, geoopt's own optimizers.
 Exploration draws, window samples and the vector env's resets come from generators seeded by the
 whole seed list, so a batched run is reproducible but agent ``s`` does not replay the exact
@@ -54,7 +54,7 @@ from sgmmq.sparsity import hadamard_penalty
 # options the batched trainer follows; any other value is refused by name
 SUPPORTED = {
     "target": ("snapshot",),
-    "loss": ("squared",),
+    "loss": ("squared", "huber"),
     "pool": ("fixed",),
     "mean_init": ("uniform", "data"),
     "double_q": (False, True),
@@ -189,7 +189,7 @@ class BatchedSGMMQ:
         self.learning_starts, self.train_freq, self.gradient_steps = first.learning_starts, first.train_freq.frequency, first.gradient_steps
         self.target_update_interval, self.prune_interval = first.target_update_interval, first.prune_interval
         self.sparsity_lambda = first.sparsity_lambda
-        self.double_q, self.n_steps = first.double_q, first.n_steps
+        self.double_q, self.n_steps, self.loss = first.double_q, first.n_steps, first.loss
         self._means_initialized = first.mean_init != "data"
         self.lr_schedule, self.exploration_schedule = first.lr_schedule, first.exploration_schedule
 
@@ -284,7 +284,7 @@ class BatchedSGMMQ:
         target = td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], discounts,
                            q_net=q_net if self.double_q else None)
         td_error = q_net.q_sa(states, batch["actions"]) - target
-        td_loss = temporal_difference_loss(td_error, "squared")  # (S,): each agent's own loss
+        td_loss = temporal_difference_loss(td_error, self.loss)  # (S,): each agent's own loss
         loss = td_loss.sum() + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
