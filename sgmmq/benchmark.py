@@ -32,8 +32,8 @@ import torch
 from stable_baselines3.common.logger import Logger
 from tqdm import tqdm
 
-from sgmmq.baselines.counting import count_parameters
-from sgmmq.baselines.run import evaluate, score_summary, train_and_evaluate
+from sgmmq.baselines.run import train_and_evaluate
+from sgmmq.evaluation import count_parameters, evaluate, score_summary
 from sgmmq.envs import Task, get_task
 from sgmmq.envs.factory import make_vec_env
 from sgmmq.files import write_json_atomic, write_text_atomic

@@ -392,7 +392,7 @@ def _load(path: str, task_id: str | None, need_task: bool = True, trusted: bool 
 
 
 def _print_score(model: Any, task: Any, seed: int, episodes: int | None) -> None:
-    from sgmmq.baselines.run import evaluate
+    from sgmmq.evaluation import evaluate
 
     returns = evaluate(model, task, seed, n_episodes=episodes)
     print(f"{task.env_id}: score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} deterministic episodes")

@@ -108,10 +108,15 @@ def make_env(task: Task, seed: int, n_envs: int = 1, continuous: bool = False) -
     return sb3_make_vec_env(task.env_id, n_envs=n_envs, seed=seed)
 
 
+def with_task_gamma(task: Task, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters S-GMM-QF trains with on ``task``: the task's gamma unless they set one."""
+    return {"gamma": task.gamma, **hyperparameters}
+
+
 def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None, continuous: bool = False) -> SGMMQ:
     """SGMMQ on the task (``continuous``: its Box-action form) with its gamma unless overridden;
     unknown keys are a ValueError."""
-    kwargs = {"gamma": task.gamma, **hyperparameters}
+    kwargs = with_task_gamma(task, hyperparameters)
     env = env if env is not None else make_env(task, seed, continuous=continuous)
     try:
         model = SGMMQ("GMMPolicy", env, seed=seed, **kwargs)

@@ -8,7 +8,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
 from sgmmq.baselines.configs import DQN_ZOO, PPO_ZOO, SAC_ZOO, TD3_ZOO, ZOO
-from sgmmq.baselines.counting import count_parameters, mlp_parameters
+from sgmmq.evaluation import count_parameters, mlp_parameters
 from sgmmq.baselines.dense import CONTINUOUS_METHODS, METHODS, build_model, resolve_config
 from sgmmq.baselines.run import train_and_evaluate
 from sgmmq.baselines.sparse import SparseDQN, gmp_sparsity, layer_densities

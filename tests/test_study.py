@@ -327,7 +327,7 @@ def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> No
 def test_ars_builds_through_the_study_builder_on_every_task_and_trains() -> None:
     import torch
 
-    from sgmmq.baselines.counting import count_parameters
+    from sgmmq.evaluation import count_parameters
     from sgmmq.envs import TASKS, get_task
 
     torch.set_num_threads(1)

@@ -36,10 +36,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sgmmq.envs.tasks import get_task
+from sgmmq.methods import SGMMQ_METHODS
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
-# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
-SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from sgmmq.envs.tasks import get_task
 from sgmmq.files import save_figure, write_text_atomic
-from sgmmq.study.config import SGMMQ_METHODS, expand
+from sgmmq.methods import SGMMQ_METHODS
+from sgmmq.study.config import expand
 from sgmmq.study.runner import RUNS_DIR
 
 SGMMQ = "sgmmq"

@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sgmmq.files import write_bytes_atomic, write_json_atomic
-from sgmmq.study.config import SGMMQ_METHODS, Run, expand
+from sgmmq.methods import SGMMQ_METHODS
+from sgmmq.study.config import Run, expand
 
 RUNS_DIR, MODELS_DIR = "runs", "models"
 
@@ -79,27 +80,10 @@ def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
     """The model (with a silent logger) and the hyperparameters it was built with."""
     from stable_baselines3.common.logger import Logger
 
-    logger = Logger(folder=None, output_formats=[])
-    if run.method in SGMMQ_METHODS:
-        from sgmmq import runs
+    from sgmmq.methods import build
 
-        hyperparameters = json.loads(json.dumps(run.overrides))
-        if run.budget_key == "n_components":
-            hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(run.budget)
-        model = runs.build_model(task, run.seed, hyperparameters, continuous=run.method == "sgmmq_continuous")
-        model.set_logger(logger)
-        return model, {"gamma": task.gamma, **hyperparameters}
-    from dataclasses import asdict
-
-    from sgmmq.baselines.dense import build_model
-
-    model, spec = build_model(
-        run.method, task, run.seed,
-        net_arch=run.budget if run.budget_key == "net_arch" else None,
-        live_budget=run.budget if run.budget_key == "live_budget" else None,
-        overrides={**run.overrides, "n_timesteps": run.steps}, logger=logger,
-    )
-    return model, json.loads(json.dumps(asdict(spec), default=str))
+    return build(run.method, task, run.seed, run.budget_key, run.budget, run.overrides, steps=run.steps,
+                 logger=Logger(folder=None, output_formats=[]))
 
 
 def execute(settings: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +94,7 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
     try:
         import torch
 
-        from sgmmq.baselines.counting import count_parameters
-        from sgmmq.baselines.run import evaluate, score_summary
+        from sgmmq.evaluation import count_parameters, evaluate, score_summary
         from sgmmq.envs.tasks import get_task
         from sgmmq.provenance import machine, versions
 

@@ -1,4 +1,10 @@
-"""The one parameter-counting rule (SPEC section 3), used by the benchmark, the study and the plots.
+"""How every method is scored: one evaluation and one parameter count, for S-GMM-QF and every baseline.
+
+Evaluation: ``task.eval_episodes`` deterministic episodes (``evaluate_policy``) on an env seeded
+``seed + EVAL_SEED_OFFSET``, never the training env. With the zoo's ``VecNormalize`` the
+evaluation env uses the frozen training statistics and raw rewards.
+
+The parameter-counting rule (SPEC section 3).
 
 ``count_parameters(model)`` returns a dict:
 
@@ -26,8 +32,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch as th
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from torch import nn
+
+from sgmmq.envs.factory import is_continuous, make_env
+from sgmmq.envs.tasks import Task
+
+EVAL_SEED_OFFSET = 100_000
+
+
+def evaluate(model: Any, task: Task, seed: int, n_episodes: int | None = None, scale_obs: bool = False) -> np.ndarray:
+    """Returns of deterministic episodes on an env seeded ``seed + EVAL_SEED_OFFSET``."""
+    continuous = task.has_continuous_form and is_continuous(model.action_space)  # the form the model acts in
+    env = DummyVecEnv([lambda: make_env(task, seed=seed + EVAL_SEED_OFFSET, scale_obs=scale_obs, continuous=continuous)])
+    train_env = model.get_vec_normalize_env()
+    if train_env is not None:
+        env = VecNormalize(env, training=False, norm_reward=False)
+        env.obs_rms = train_env.obs_rms
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=n_episodes or task.eval_episodes, deterministic=True, return_episode_rewards=True
+    )
+    env.close()
+    return np.asarray(returns, dtype=np.float64)
+
+
+def score_summary(task: Task, returns: np.ndarray) -> dict[str, Any]:
+    """The score fields every result file shares, from the final evaluation's episode returns."""
+    score = float(returns.mean())
+    return {
+        "score_mean": score,
+        "score_std": float(returns.std()),
+        "normalized_score": task.normalize(score),
+        "success": bool(score >= task.success_threshold),
+        "episode_returns": returns.tolist(),
+    }
 
 
 def _nonzero(params) -> int:
