@@ -530,7 +530,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         "- IQM: interquartile mean over seeds; intervals: 95% stratified bootstrap (rliable, "
         f"{reps:,} resamples; curves {curve_reps:,}).",
         "- Normalized score: (score - low) / (high - low) with each task's `score_range` (`sgmmq.envs.TASKS`).",
-        "- Live parameters: `sgmmq.baselines.counting.count_parameters` (`inference`); training parameters: its `training`.",
+        "- Live parameters: `sgmmq.evaluation.count_parameters` (`inference`); training parameters: its `training`.",
         "- Train s/run: training wall-clock without the evaluations, one torch thread per run.",
         "",
         f"{len(ok)} finished runs, {len(failed)} failed, {len(grouped)} task(s).",
