@@ -47,7 +47,7 @@ def chosen_models(study: pathlib.Path) -> dict[str, pathlib.Path]:
     for task, configs in report.group(ok).items():
         run = report._pick_model_run(configs)
         if run is not None:
-            chosen[task] = study / run["model"]
+            chosen[task] = study / run.model
     return chosen
 
 

@@ -192,7 +192,7 @@ def test_the_study_runs_the_continuous_method_and_refuses_it_on_discrete_tasks()
     (run,) = config.expand(sweep)
     assert run.id == "Pendulum-v1__sgmmq_continuous__k4__s0"
     outcome = runner.execute(run.settings())
-    result = outcome["result"]
+    result = outcome["result"].to_json()
     assert result["status"] == "ok", result.get("error")
     assert result["params"]["inference"] == 4 * (1 + 4 + 10) + 1 and outcome["model_zip"]
     with pytest.raises(ValueError, match="needs Box-action tasks"):

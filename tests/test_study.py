@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from sgmmq.study import config, report, runner
+from sgmmq.study.record import RunRecord
 
 TINY = {
     "name": "tiny",
@@ -231,18 +232,19 @@ def test_the_report_rewrites_only_the_summary_block_of_another_readme(swept: tup
 
 
 def test_verdicts_of_a_partial_sweep_compare_methods_on_the_seeds_all_have_finished() -> None:
-    def run(config: str, seed: int) -> dict:
-        return {"config": config, "seed": seed}
+    def run(config: str, seed: int) -> RunRecord:
+        return RunRecord(id=f"{config}{seed}", status="ok", settings={}, task="A", label=config, config=config, seed=seed)
     grouped = {"A": {"x": [run("x", s) for s in (0, 1, 2, 3)], "y": [run("y", s) for s in (1, 3)]},
                "B": {"x": [run("x", 0)], "y": [run("y", 1)]}}
     matched = report.matched_seeds(grouped)
     assert list(matched) == ["A"]  # B's configs share no seed
-    assert {c: [r["seed"] for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
+    assert {c: [r.seed for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
 
 
 def test_compute_ratios_use_the_seeds_dqn_and_every_sgmmq_budget_share() -> None:
-    def run(method: str, budget: object, seed: int, seconds: float) -> dict:
-        return {"method": method, "budget": budget, "seed": seed, "train_seconds": seconds, "n_timesteps": 1000}
+    def run(method: str, budget: object, seed: int, seconds: float) -> RunRecord:
+        return RunRecord(id=f"{method}{budget}{seed}", status="ok", settings={}, task="MadeUp-v0", label=method, config=method,
+                         seed=seed, method=method, budget=budget, train_seconds=seconds, n_timesteps=1000)
     configs = {"dqn_zoo w8": [run("dqn_zoo", [8], s, 2.0) for s in (0, 1)],
                # seed 2 ran later on a machine three times slower; DQN has not run it yet
                "sgmmq k4": [run("sgmmq", 4, s, t) for s, t in ((0, 1.0), (1, 1.0), (2, 3.0))],
@@ -312,8 +314,9 @@ def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: P
 
 
 def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> None:
-    def runs(config: str, method: str, live: int) -> list[dict]:
-        return [{"config": config, "method": method, "params": {"inference": live}}]
+    def runs(config: str, method: str, live: int) -> list[RunRecord]:
+        return [RunRecord(id=config, status="ok", settings={}, task="?", label=method, config=config, seed=0, method=method,
+                          params={"inference": live})]
     grouped = {"Cheap-v0": {"sgmmq k4": runs("sgmmq k4", "sgmmq", 100), "dqn w4": runs("dqn w4", "dqn", 400)},
                "Costly-v0": {"sgmmq k64": runs("sgmmq k64", "sgmmq", 600), "dqn w4": runs("dqn w4", "dqn", 50)}}
     stats = {"Cheap-v0": {"normalized_score": {"sgmmq k4": (0.9, 0.8, 1.0), "dqn w4": (0.88, 0.7, 1.0)}},

@@ -25,7 +25,9 @@ import numpy as np
 from sgmmq.envs.tasks import get_task
 from sgmmq.files import save_figure, write_text_atomic
 from sgmmq.methods import SGMMQ_METHODS
+from sgmmq.study import record
 from sgmmq.study.config import expand
+from sgmmq.study.record import RunRecord
 from sgmmq.study.runner import RUNS_DIR
 
 SGMMQ = "sgmmq"
@@ -87,47 +89,47 @@ def iqm_curves(curves: np.ndarray, reps: int = 500, seed: int = 0) -> tuple[np.n
 
 
 # --- loading ------------------------------------------------------------------------------------
-def load(results: pathlib.Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load(results: pathlib.Path) -> tuple[list[RunRecord], list[RunRecord]]:
     """(finished runs, failed runs) of a results folder; unreadable files count as neither."""
     ok, failed = [], []
     for path in sorted((results / RUNS_DIR).glob("*.json")):
         try:
-            result = json.loads(path.read_text())
+            result = record.read(path)
         except ValueError:
             continue
-        (ok if result.get("status") == "ok" else failed).append(result)
+        (ok if result.ok else failed).append(result)
     return ok, failed
 
 
-def _budget_order(result: dict[str, Any]) -> Any:
-    budget = result.get("budget")
+def _budget_order(result: RunRecord) -> Any:
+    budget = result.budget
     if isinstance(budget, list):
         return sum(budget), len(budget)
     return (budget or 0, 0)
 
 
-def group(results: list[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def group(results: list[RunRecord]) -> dict[str, dict[str, list[RunRecord]]]:
     """``{task: {config: [runs sorted by seed]}}``, configs in method then budget order."""
-    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    ordered = sorted(results, key=lambda r: (r["label"] not in SGMMQ_METHODS, r["label"], _budget_order(r), r["seed"]))
+    out: dict[str, dict[str, list[RunRecord]]] = defaultdict(dict)
+    ordered = sorted(results, key=lambda r: (r.label not in SGMMQ_METHODS, r.label, _budget_order(r), r.seed))
     for r in ordered:
-        out[r["task"]].setdefault(r["config"], []).append(r)
+        out[r.task].setdefault(r.config, []).append(r)
     return dict(out)
 
 
-def matched_seeds(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def matched_seeds(grouped: dict[str, dict[str, list[RunRecord]]]) -> dict[str, dict[str, list[RunRecord]]]:
     """Each task's runs restricted to the seeds that every config of the task has finished, so that
     a partial sweep's verdicts compare methods on the same seeds."""
     return {task: shared for task, configs in grouped.items() if (shared := _on_shared_seeds(configs))}
 
 
-def _on_shared_seeds(configs: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+def _on_shared_seeds(configs: dict[str, list[RunRecord]]) -> dict[str, list[RunRecord]]:
     """The configs' runs on the seeds all of them have finished; empty when they share none."""
-    common = set.intersection(*({r["seed"] for r in rs} for rs in configs.values()))
-    return {c: [r for r in rs if r["seed"] in common] for c, rs in configs.items()} if common else {}
+    common = set.intersection(*({r.seed for r in rs} for rs in configs.values()))
+    return {c: [r for r in rs if r.seed in common] for c, rs in configs.items()} if common else {}
 
 
-def _seed_counts(matched: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+def _seed_counts(matched: dict[str, dict[str, list[RunRecord]]]) -> str:
     return ", ".join(f"{task} {len(next(iter(configs.values())))}" for task, configs in matched.items())
 
 
@@ -139,72 +141,72 @@ def _ci(values: tuple[float, float, float], fmt: str = ".1f") -> str:
 Stats = dict[str, dict[str, dict[str, tuple[float, float, float]]]]  # {task: {score key: {config: (IQM, low, high)}}}
 
 
-def task_iqms(grouped: dict[str, dict[str, list[dict[str, Any]]]], reps: int) -> Stats:
+def task_iqms(grouped: dict[str, dict[str, list[RunRecord]]], reps: int) -> Stats:
     """Every config's IQM interval of raw and normalized final scores, per task: computed once,
     read by the tables and the headline figure."""
-    return {task: {key: iqm_intervals({c: np.array([[r[key]] for r in rs]) for c, rs in configs.items()}, reps)
+    return {task: {key: iqm_intervals({c: np.array([[getattr(r, key)] for r in rs]) for c, rs in configs.items()}, reps)
                    for key in ("score_mean", "normalized_score")}
             for task, configs in grouped.items()}
 
 
-def task_table(configs: dict[str, list[dict[str, Any]]], stats: dict[str, dict[str, tuple[float, float, float]]],
+def task_table(configs: dict[str, list[RunRecord]], stats: dict[str, dict[str, tuple[float, float, float]]],
                failed: int) -> list[str]:
     raw, norm = stats["score_mean"], stats["normalized_score"]
     lines = ["| method | budget | seeds | final score IQM [95% CI] | normalized IQM [95% CI] | live params median [min, max] "
              "| training params (median) | train s/run (mean) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for config, rs in configs.items():
-        live = [r["params"]["inference"] for r in rs]
+        live = [r.params["inference"] for r in rs]
         lines.append(
-            f"| {rs[0]['label']} | {config.split(' ', 1)[1]} | {len(rs)} | {_ci(raw[config])} | {_ci(norm[config], '.2f')} "
-            f"| {np.median(live):,.0f} [{min(live):,}, {max(live):,}] | {np.median([r['params']['training'] for r in rs]):,.0f} "
-            f"| {np.mean([r['train_seconds'] for r in rs]):.1f} |"
+            f"| {rs[0].label} | {config.split(' ', 1)[1]} | {len(rs)} | {_ci(raw[config])} | {_ci(norm[config], '.2f')} "
+            f"| {np.median(live):,.0f} [{min(live):,}, {max(live):,}] | {np.median([r.params['training'] for r in rs]):,.0f} "
+            f"| {np.mean([r.train_seconds for r in rs]):.1f} |"
         )
     if failed:
         lines += ["", f"{failed} failed run(s) of this task are listed at the end."]
     return lines
 
 
-def seed_table(configs: dict[str, list[dict[str, Any]]]) -> list[str]:
+def seed_table(configs: dict[str, list[RunRecord]]) -> list[str]:
     """Every run's final score, folded away: the IQM hides which seeds succeed (a task that only some
     seeds solve), and every seed run is reported."""
-    seeds = sorted({r["seed"] for rs in configs.values() for r in rs})
+    seeds = sorted({r.seed for rs in configs.values() for r in rs})
     lines = ["<details><summary>Final score of every run (by seed)</summary>", "",
              "| method budget | " + " | ".join(f"s{s}" for s in seeds) + " |", "| --- |" + " ---: |" * len(seeds)]
     for config, rs in configs.items():
-        by_seed = {r["seed"]: r["score_mean"] for r in rs}
+        by_seed = {r.seed: r.score_mean for r in rs}
         lines.append(f"| {config} | " + " | ".join(f"{by_seed[s]:.1f}" if s in by_seed else "" for s in seeds) + " |")
     return [*lines, "", "</details>"]
 
 
-def _reference_dqn(configs: dict[str, list[dict[str, Any]]], task: str) -> str | None:
+def _reference_dqn(configs: dict[str, list[RunRecord]], task: str) -> str | None:
     """The DQN the compute ratio divides by: DQN with the RL Zoo's own network for ``task``, else the widest."""
     from sgmmq.baselines.configs import zoo_config
 
-    dqns = [c for c, rs in configs.items() if rs[0]["method"] == "dqn_zoo"]
+    dqns = [c for c, rs in configs.items() if rs[0].method == "dqn_zoo"]
     try:
         zoo_net = zoo_config("dqn", task)["policy_kwargs"]["net_arch"]
     except (ValueError, KeyError):
         zoo_net = None
-    exact = [c for c in dqns if configs[c][0]["budget"] == zoo_net]
+    exact = [c for c in dqns if configs[c][0].budget == zoo_net]
     return (exact or sorted(dqns, key=lambda c: _budget_order(configs[c][0])))[-1] if dqns else None
 
 
-def _seconds_per_1k(rs: list[dict[str, Any]]) -> float:
-    return float(np.mean([1000 * r["train_seconds"] / r["n_timesteps"] for r in rs]))
+def _seconds_per_1k(rs: list[RunRecord]) -> float:
+    return float(np.mean([1000 * r.train_seconds / r.n_timesteps for r in rs]))
 
 
 Ratios = dict[str, tuple[str, float, dict[str, float], int]]
 
 
-def compute_ratios(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> Ratios:
+def compute_ratios(grouped: dict[str, dict[str, list[RunRecord]]]) -> Ratios:
     """Per task: (reference DQN config, its seconds per 1,000 env steps, {S-GMM-QF budget: seconds},
     number of seeds), on the seeds that the reference and every S-GMM-QF budget have finished: a seed's
     runs ran together, so a sweep resumed on a slower machine shifts both sides of the ratio alike."""
     out = {}
     for task, configs in grouped.items():
         reference = _reference_dqn(configs, task)
-        mine = [c for c, rs in configs.items() if rs[0]["method"] in SGMMQ_METHODS]
+        mine = [c for c, rs in configs.items() if rs[0].method in SGMMQ_METHODS]
         if reference is not None and mine:
             paired = _on_shared_seeds({c: configs[c] for c in [reference, *mine]})
             if paired:
@@ -225,15 +227,15 @@ def compute_table(ratios: Ratios) -> list[str]:
     return lines
 
 
-def verdicts(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[dict[str, Any]]:
+def verdicts(grouped: dict[str, dict[str, list[RunRecord]]], stats: Stats, tie: float = 0.05) -> list[dict[str, Any]]:
     """Per task, the best S-GMM-QF budget against the best baseline (normalized IQM) and the cheapest
     baseline that comes within ``tie`` of it: where S-GMM-QF wins, where it loses, and by how much."""
     rows = []
     for task, configs in grouped.items():
         norm = stats[task]["normalized_score"]
-        live = {c: float(np.median([r["params"]["inference"] for r in rs])) for c, rs in configs.items()}
-        mine = [c for c, rs in configs.items() if rs[0]["method"] in SGMMQ_METHODS]
-        theirs = [c for c, rs in configs.items() if rs[0]["method"] not in SGMMQ_METHODS]
+        live = {c: float(np.median([r.params["inference"] for r in rs])) for c, rs in configs.items()}
+        mine = [c for c, rs in configs.items() if rs[0].method in SGMMQ_METHODS]
+        theirs = [c for c, rs in configs.items() if rs[0].method not in SGMMQ_METHODS]
         if not mine or not theirs:
             continue
         best_mine = max(mine, key=lambda c: (norm[c][0], -live[c]))
@@ -247,7 +249,7 @@ def verdicts(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, 
     return rows
 
 
-def summary_table(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, tie: float = 0.05) -> list[str]:
+def summary_table(grouped: dict[str, dict[str, list[RunRecord]]], stats: Stats, tie: float = 0.05) -> list[str]:
     lines = ["| task | best S-GMM-QF: normalized IQM [95% CI] (live params) | best baseline: normalized IQM [95% CI] (live params) "
              "| difference | cheapest baseline within 0.05 of S-GMM-QF (live params) | verdict |",
              "| --- | --- | --- | ---: | --- | --- |"]
@@ -270,7 +272,7 @@ SUMMARY_BEGIN = "<!-- sgmmq report: summary begins (generated; edits between the
 SUMMARY_END = "<!-- sgmmq report: summary ends -->"
 
 
-def summary_lines(matched: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, ok: list[dict[str, Any]],
+def summary_lines(matched: dict[str, dict[str, list[RunRecord]]], stats: Stats, ok: list[RunRecord],
                   config: dict[str, Any], report_link: str, ratios: Ratios,
                   tie: float = 0.05) -> list[str]:
     """The short form of the verdicts (on ``matched_seeds`` and their ``stats``) and compute ratios
@@ -323,14 +325,14 @@ def write_summary(path: str | pathlib.Path, lines: list[str]) -> None:
     write_text_atomic(path, new)
 
 
-def normalized_matrices(grouped: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, np.ndarray]:
+def normalized_matrices(grouped: dict[str, dict[str, list[RunRecord]]]) -> dict[str, np.ndarray]:
     """(seeds x tasks) normalized final scores of each config run on every task."""
     tasks = list(grouped)
     common = [c for c in next(iter(grouped.values())) if all(c in grouped[t] for t in tasks)]
     matrices = {}
     for config in common:
         n = min(len(grouped[t][config]) for t in tasks)
-        matrices[config] = np.array([[grouped[t][config][i]["normalized_score"] for t in tasks] for i in range(n)])
+        matrices[config] = np.array([[grouped[t][config][i].normalized_score for t in tasks] for i in range(n)])
     return matrices
 
 
@@ -344,24 +346,24 @@ def _plt() -> Any:
     return plt
 
 
-def _aligned(rs: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+def _aligned(rs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray]:
     """Every run's curve of ``key`` on the first run's evaluation steps (interpolated if they differ)."""
-    steps = np.array([p["step"] for p in rs[0]["curve"]], dtype=float)
-    rows = [np.interp(steps, [p["step"] for p in r["curve"]], [p.get(key, np.nan) for p in r["curve"]]) for r in rs]
+    steps = np.array([p["step"] for p in rs[0].curve], dtype=float)
+    rows = [np.interp(steps, [p["step"] for p in r.curve], [p.get(key, np.nan) for p in r.curve]) for r in rs]
     return steps, np.array(rows)
 
 
-def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], path: pathlib.Path, reps: int) -> None:
+def plot_learning_curves(task: str, configs: dict[str, list[RunRecord]], path: pathlib.Path, reps: int) -> None:
     plt = _plt()
-    labels = list(dict.fromkeys(rs[0]["label"] for rs in configs.values()))
+    labels = list(dict.fromkeys(rs[0].label for rs in configs.values()))
     fig, axes = plt.subplots(1, len(labels), figsize=(4.6 * len(labels), 3.6), squeeze=False, sharey=True)
     for ax, label in zip(axes[0], labels):
         for config, rs in configs.items():
-            if rs[0]["label"] != label:
+            if rs[0].label != label:
                 continue
             steps, scores = _aligned(rs, "score")
             iqm, low, high = iqm_curves(scores, reps)
-            line, = ax.plot(steps, iqm, label=f"{config.split(' ', 1)[1]} ({np.median([r['params']['inference'] for r in rs]):,.0f} p)")
+            line, = ax.plot(steps, iqm, label=f"{config.split(' ', 1)[1]} ({np.median([r.params['inference'] for r in rs]):,.0f} p)")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
         ax.axhline(get_task(task).success_threshold, color="gray", ls=":", lw=1)
         ax.set(title=label, xlabel="environment steps")
@@ -373,7 +375,7 @@ def plot_learning_curves(task: str, configs: dict[str, list[dict[str, Any]]], pa
     plt.close(fig)
 
 
-def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], stats: Stats, path: pathlib.Path) -> None:
+def plot_return_vs_params(grouped: dict[str, dict[str, list[RunRecord]]], stats: Stats, path: pathlib.Path) -> None:
     """The headline: final score against live parameters, one line per method over its budgets."""
     plt = _plt()
     tasks = list(grouped)
@@ -383,8 +385,8 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], s
     for ax, task in zip(axes.ravel(), tasks):
         configs = grouped[task]
         raw = stats[task]["score_mean"]
-        for label in dict.fromkeys(rs[0]["label"] for rs in configs.values()):
-            mine = [(np.median([r["params"]["inference"] for r in rs]), *raw[c]) for c, rs in configs.items() if rs[0]["label"] == label]
+        for label in dict.fromkeys(rs[0].label for rs in configs.values()):
+            mine = [(np.median([r.params["inference"] for r in rs]), *raw[c]) for c, rs in configs.items() if rs[0].label == label]
             x, y, low, high = np.array(sorted(mine)).T
             ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=label,
                         lw=2.5 if label in SGMMQ_METHODS else 1.2)
@@ -400,15 +402,15 @@ def plot_return_vs_params(grouped: dict[str, dict[str, list[dict[str, Any]]]], s
     plt.close(fig)
 
 
-def plot_live_components(grouped: dict[str, dict[str, list[dict[str, Any]]]], path: pathlib.Path) -> bool:
+def plot_live_components(grouped: dict[str, dict[str, list[RunRecord]]], path: pathlib.Path) -> bool:
     plt = _plt()
-    tasks = [t for t in grouped if any(rs[0]["method"] in SGMMQ_METHODS for rs in grouped[t].values())]
+    tasks = [t for t in grouped if any(rs[0].method in SGMMQ_METHODS for rs in grouped[t].values())]
     if not tasks:
         return False
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for config, rs in grouped[task].items():
-            if rs[0]["method"] not in SGMMQ_METHODS:
+            if rs[0].method not in SGMMQ_METHODS:
                 continue
             steps, live = _aligned(rs, "live_components")
             line, = ax.plot(steps, np.median(live, 0), label=config.split(" ", 1)[1])
@@ -482,13 +484,13 @@ def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int
 
 
 # --- the README ---------------------------------------------------------------------------------
-def _pick_model_run(configs: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+def _pick_model_run(configs: dict[str, list[RunRecord]]) -> RunRecord | None:
     """The median-score seed of the best S-GMM-QF budget (by mean final score)."""
-    candidates = [rs for rs in configs.values() if rs[0]["method"] in SGMMQ_METHODS and any("model" in r for r in rs)]
+    candidates = [rs for rs in configs.values() if rs[0].method in SGMMQ_METHODS and any(r.model is not None for r in rs)]
     if not candidates:
         return None
-    best = max(candidates, key=lambda rs: np.mean([r["score_mean"] for r in rs]))
-    with_model = sorted((r for r in best if "model" in r), key=lambda r: r["score_mean"])
+    best = max(candidates, key=lambda rs: np.mean([r.score_mean for r in rs]))
+    with_model = sorted((r for r in best if r.model is not None), key=lambda r: r.score_mean)
     return with_model[(len(with_model) - 1) // 2]
 
 
@@ -542,7 +544,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         "",
         "Versions and machines:",
         "",
-        *[f"- {v}" for v in sorted({f"{r.get('versions', '?')}; {r.get('machine', '?')}" for r in ok})],
+        *[f"- {v}" for v in sorted({f"{r.versions or '?'}; {r.machine or '?'}" for r in ok})],
         "",
     ]
     matrices = normalized_matrices(grouped)
@@ -585,7 +587,7 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         lines += ["## S-GMM-QF live components over training", "", f"![live components]({link('live_components.png')})", ""]
     failed_by_task: dict[str, int] = defaultdict(int)
     for r in failed:
-        failed_by_task[r.get("task", "?")] += 1
+        failed_by_task[r.task] += 1
     for task, configs in grouped.items():
         lines += [f"## {task}", "", *task_table(configs, stats[task], failed_by_task.get(task, 0)), "",
                   *seed_table(configs), ""]
@@ -596,13 +598,13 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
             from sgmmq import SGMMQ as Model
 
             png = f"gaussians_{task}.png"
-            title = f"{task}, {chosen['config']}, seed {chosen['seed']} (score {chosen['score_mean']:.1f})"
-            plot_gaussians(Model.load(results / chosen["model"], device="cpu", trusted=trusted), get_task(task), results / png, title)
-            lines += [f"The learned Gaussians of {chosen['id']} (the median seed of the best S-GMM-QF budget):", "",
+            title = f"{task}, {chosen.config}, seed {chosen.seed} (score {chosen.score_mean:.1f})"
+            plot_gaussians(Model.load(results / chosen.model, device="cpu", trusted=trusted), get_task(task), results / png, title)
+            lines += [f"The learned Gaussians of {chosen.id} (the median seed of the best S-GMM-QF budget):", "",
                       f"![gaussians {task}]({link(png)})", ""]
     if failed:
         lines += ["## Failed runs", "", "| run | error (last line) |", "| --- | --- |",
-                  *[f"| {r['id']} | {_last_line(r['error'])} |" for r in failed], ""]
+                  *[f"| {r.id} | {_last_line(r.error)} |" for r in failed], ""]
     readme.parent.mkdir(parents=True, exist_ok=True)
     if readme.parent.resolve() != results.resolve():
         others = sorted(d for d in readme.parent.iterdir() if (d / "README.md").exists() and d.resolve() != results.resolve())
@@ -630,12 +632,12 @@ def _planned(config: dict[str, Any]) -> list[Any]:
         return []
 
 
-def _progress_lines(config: dict[str, Any], ok: list[dict[str, Any]]) -> list[str]:
+def _progress_lines(config: dict[str, Any], ok: list[RunRecord]) -> list[str]:
     """How much of the configured sweep is in: a partial study says what is missing."""
     planned = _planned(config)
     if not planned:
         return []
-    done = {r["id"] for r in ok}
+    done = {r.id for r in ok}
     missing: dict[str, list[int]] = defaultdict(list)
     for run in planned:
         if run.id not in done:
