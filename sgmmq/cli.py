@@ -315,7 +315,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model, task = _load(args.model, None, need_task=False, trusted=args.trust_file)
     png = args.png or pathlib.Path(args.model).with_name(pathlib.Path(args.model).stem + "_gaussians.png")
     inspection.print_table(model, task)
-    inspection.draw(model, png)
+    inspection.draw(model, png, f"{task.env_id if task else pathlib.Path(args.model).name}, {model.num_parameters():,} parameters")
     print(f"picture: {png}")
     return 0
 

@@ -304,12 +304,12 @@ def test_probability_of_improvement_and_curve_iqm_equal_rliables_per_call_metric
 
 
 def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: Path) -> None:
-    from sgmmq import runs
+    from sgmmq import inspection, runs
     from sgmmq.envs import get_task
 
     task = get_task("MountainCar-v0")
     model = runs.build_model(task, 0, {"policy_kwargs": {"n_components": 5}})
-    report.plot_gaussians(model, task, tmp_path / "car.png", "untrained")
+    inspection.draw(model, tmp_path / "car.png", "untrained")
     assert (tmp_path / "car.png").stat().st_size > 10_000
 
 

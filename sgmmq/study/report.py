@@ -12,7 +12,6 @@ enter the aggregate.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import pathlib
@@ -424,65 +423,6 @@ def plot_live_components(grouped: dict[str, dict[str, list[RunRecord]]], path: p
     return True
 
 
-def _pairs(state_dim: int) -> list[tuple[int, int]]:
-    if state_dim <= 4:
-        return list(itertools.combinations(range(state_dim), 2))
-    return [(i, i + 1) for i in range(0, state_dim - 1, 2)]
-
-
-def plot_gaussians(model: Any, task: Any, path: pathlib.Path, title: str, n: int = 120) -> None:
-    """1-std ellipses of every live Gaussian on pairs of state coordinates, coloured by action, over
-    the greedy action (background) on the plane through the box centre (the whole state for 2-D)."""
-    from matplotlib.patches import Ellipse
-
-    from sgmmq.inspection import color_index, components, greedy_colors
-
-    plt = _plt()
-    q_net = model.policy.q_net
-    d, n_actions = q_net.state_dim, q_net.codes.shape[0]
-    if q_net.continuous:  # colours over the first action coordinate (sgmmq.inspection.color_index)
-        colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, 21))
-    else:
-        colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
-    pairs = _pairs(d)
-    ncols = min(3, len(pairs))
-    nrows = -(-len(pairs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.3 * nrows + 0.6), squeeze=False)
-    rows = components(model)
-    top = max((abs(r["xi"]) for r in rows), default=1.0) or 1.0
-    grid = np.linspace(-1, 1, n, dtype=np.float32)
-    xx, yy = np.meshgrid(grid, grid)
-    for ax, (i, j) in zip(axes.ravel(), pairs):
-        states = np.zeros((n * n, d), dtype=np.float32)
-        states[:, i], states[:, j] = xx.ravel(), yy.ravel()
-        greedy = greedy_colors(q_net, states).reshape(n, n)
-        ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.3)
-        for row in rows:
-            row = {**row, "action": color_index(q_net, row["action"])}
-            cov = row["covariance"][np.ix_([i, j], [i, j])]
-            eigvals, eigvecs = np.linalg.eigh(cov)
-            angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
-            width, height = 2 * np.sqrt(eigvals[::-1])
-            ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle, fill=False,
-                                 edgecolor=colors[row["action"]], lw=0.6 + 2 * abs(row["xi"]) / top))
-            ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]], ms=5)
-        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal",
-               xlabel=f"s{i} in [{task.obs_low[i]:.3g}, {task.obs_high[i]:.3g}]",
-               ylabel=f"s{j} in [{task.obs_low[j]:.3g}, {task.obs_high[j]:.3g}]")
-    for ax in axes.ravel()[len(pairs):]:
-        ax.axis("off")
-    if q_net.continuous:
-        handles = [plt.Line2D([], [], color=colors[i], lw=3, label=f"action[0] = {v:+.1f}") for i, v in ((0, -1), (10, 0), (20, 1))]
-    else:
-        handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
-    fig.legend(handles=handles, loc="upper right", fontsize=7)
-    where = "greedy action over the state space" if d == 2 else "greedy action on the plane through the box centre (other coordinates 0)"
-    fig.suptitle(f"{title}\n{q_net.n_components} live Gaussians (1-std ellipses, line width ~ |xi|); background: {where}", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 # --- the README ---------------------------------------------------------------------------------
 def _pick_model_run(configs: dict[str, list[RunRecord]]) -> RunRecord | None:
     """The median-score seed of the best S-GMM-QF budget (by mean final score)."""
@@ -596,10 +536,11 @@ def report(results: str | pathlib.Path, reps: int = 2000, curve_reps: int = 500,
         chosen = _pick_model_run(configs)
         if chosen is not None:
             from sgmmq import SGMMQ as Model
+            from sgmmq.inspection import draw as draw_gaussians
 
             png = f"gaussians_{task}.png"
             title = f"{task}, {chosen.config}, seed {chosen.seed} (score {chosen.score_mean:.1f})"
-            plot_gaussians(Model.load(results / chosen.model, device="cpu", trusted=trusted), get_task(task), results / png, title)
+            draw_gaussians(Model.load(results / chosen.model, device="cpu", trusted=trusted), results / png, title)
             lines += [f"The learned Gaussians of {chosen.id} (the median seed of the best S-GMM-QF budget):", "",
                       f"![gaussians {task}]({link(png)})", ""]
     if failed:
