@@ -40,11 +40,11 @@ def per_call_us(fn: Callable[[], Any]) -> float:
 
 
 def chosen_models(study: pathlib.Path) -> dict[str, pathlib.Path]:
-    from sgmmq.study import report
+    from sgmmq.study import report, statistics
 
     ok, _ = report.load(study)
     chosen = {}
-    for task, configs in report.group(ok).items():
+    for task, configs in statistics.group(ok).items():
         run = report._pick_model_run(configs)
         if run is not None:
             chosen[task] = study / run.model
