@@ -72,17 +72,7 @@ def read_config(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No config file at {path}")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        else:
-            config = json.loads(text)
-    except Exception as error:  # noqa: BLE001 -- yaml's and json's parse errors
-        kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
-        raise ValueError(f"{path} is not valid {kind}: {' '.join(str(error).split())}") from None
+    config = files.parse_config(path)
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a mapping of hyperparameters, got {type(config).__name__}")
     return config.get("hyperparameters", config)

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sgmmq.envs.tasks import get_task
+from sgmmq.files import parse_config
 from sgmmq.methods import SGMMQ_METHODS
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
@@ -92,21 +93,7 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
         raise ValueError(f"{path}: a sweep config is .yml, .yaml, .json or .toml")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        elif path.suffix == ".json":
-            config = json.loads(text)
-        else:
-            import tomllib  # Python 3.11+
-
-            config = tomllib.loads(text)
-    except Exception as error:  # noqa: BLE001 -- yaml, json and toml each raise their own
-        kind = {".yml": "YAML", ".yaml": "YAML", ".json": "JSON", ".toml": "TOML"}[path.suffix]
-        raise ValueError(f"{path} is not valid {kind}: {_one_line(error)}") from None
+    config = parse_config(path)
     check(config, str(path))
     return config
 
