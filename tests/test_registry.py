@@ -98,3 +98,27 @@ def test_the_core_does_not_import_the_suite_or_the_baselines():
         todo += sorted(_sgmmq_imports(path)) if path is not None else []
     assert {"sgmmq.agent", "sgmmq.registry", "sgmmq.policies", "sgmmq.mixture"} <= seen
     assert not [m for m in seen if m.startswith(("sgmmq.envs", "sgmmq.baselines"))], sorted(seen)
+
+
+@pytest.fixture
+def cartpole_defaults():
+    """CartPole-v1's registration with one default hyperparameter, restored afterwards."""
+    box = registry.declared_box("CartPole-v1")
+    registry.register_task("CartPole-v1", *box, hyperparameters={"batch_size": 16})
+    yield
+    registry.register_task("CartPole-v1", *box, hyperparameters={})
+
+
+def test_train_tuning_the_study_and_the_zoo_get_the_registered_defaults(cartpole_defaults) -> None:
+    from sgmmq import runs, zoo
+    from sgmmq.methods import build
+
+    task = runs.resolve_task("CartPole-v1")
+    assert runs.build_model(task, 0, {}).batch_size == 16  # sgmmq train and sgmmq tune (tuning.score) build here
+    assert runs.build_model(task, 0, {"batch_size": 32}).batch_size == 32
+    model, recorded = build("sgmmq", task, 0, "n_components", 8)  # the study's builder
+    assert model.batch_size == 16 and "batch_size" not in recorded
+    import rl_zoo3
+
+    zoo.register()  # the Zoo constructs ALGOS["sgmmq"](env=..., **its yml row): the class itself
+    assert rl_zoo3.ALGOS["sgmmq"] is SGMMQ and rl_zoo3.ALGOS["sgmmq"]("GMMPolicy", "CartPole-v1").batch_size == 16
