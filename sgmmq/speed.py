@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from stable_baselines3.common.logger import Logger
 
-from sgmmq.provenance import machine, versions, write_json_atomic
+from sgmmq.files import write_json_atomic
+from sgmmq.provenance import machine, versions
 from sgmmq.methods import build as build_model
 
 # (label, file suffix, function name): the parts of one step, outermost first
