@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sgmmq import registry
+
 
 @dataclass(frozen=True)
 class Task:
@@ -136,6 +138,12 @@ TASKS: dict[str, Task] = {
         ),
     ]
 }
+
+
+# The agent finds each task's box and its SGMMQ defaults in sgmmq.registry, without importing the suite.
+# No task has defaults of its own yet: every task trains with SGMMQ's signature defaults.
+for _task in TASKS.values():
+    registry.register_task(_task.env_id, _task.obs_low, _task.obs_high, hyperparameters={})
 
 
 def get_task(env_id: str) -> Task:

@@ -6,6 +6,8 @@ from typing import Any
 # geoopt 0.5.1 calls torch.jit.script at import time, deprecated since torch 2.13: silence that one warning.
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning)
 
+import sgmmq.envs  # noqa: E402,F401 -- the suite registers its tasks (sgmmq.registry), as gymnasium registers its envs
+
 __version__ = "0.1.0"
 __all__ = ["SGMMQ", "GMMPolicy", "GMMQFunction", "__version__"]
 

@@ -13,6 +13,8 @@ are removed.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import pathlib
 from typing import Any, ClassVar, TypeVar
@@ -26,9 +28,9 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
 
-from sgmmq import modelfile
-from sgmmq.envs import TASKS
+from sgmmq import modelfile, registry
 from sgmmq.mixture import MEAN_INITS, GMMQFunction
 from sgmmq.policies import GMMPolicy, check_spaces
 from sgmmq.pool import POOLS, birth_sites, support
@@ -40,6 +42,26 @@ TARGETS = ("snapshot", "residual")
 LOSSES = ("squared", "huber")
 FORMAT_VERSION = modelfile.FORMAT_VERSION  # 2: every pickled field also saved as plain JSON (sgmmq.modelfile)
 PLAIN_KEY = modelfile.PLAIN_KEY
+
+
+def _with_task_defaults(init: Any) -> Any:
+    """Every argument the caller did not pass takes the task's registered value (sgmmq.registry), if
+    it has one, before the signature's default: explicit arguments always win. "Not passed" is read
+    from the call itself (``Signature.bind``), so passing a value equal to the default still counts."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        given = signature.bind(self, *args, **kwargs).arguments
+        env_id = _env_id(given.get("env"))
+        for name, value in registry.task_hyperparameters(env_id).items():
+            if name not in signature.parameters or name in ("self", "policy", "env"):
+                raise ValueError(f"the registered defaults of {env_id} set {name!r}, which is not an SGMMQ argument")
+            if name not in given:
+                kwargs[name] = value  # a copy: the model may change it (policy_kwargs)
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class SGMMQ(OffPolicyAlgorithm):
@@ -97,6 +119,7 @@ class SGMMQ(OffPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"GMMPolicy": GMMPolicy, "MlpPolicy": GMMPolicy}
     policy: GMMPolicy
 
+    @_with_task_defaults
     def __init__(
         self,
         policy: str | type[GMMPolicy],
@@ -530,13 +553,20 @@ def _check_hyperparameters(args: dict[str, Any]) -> None:
             raise ValueError(f"{name} must be {expected}, got {name}={args[name]!r}")
 
 
-def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
-    """The task's declared observation box when the env is one of sgmmq.envs' tasks, else None."""
+def _env_id(env: Any) -> str | None:
+    """The Gymnasium id of an env given as an id, an env or a VecEnv (None when it has none)."""
+    if env is None or isinstance(env, str):
+        return env
     try:
-        spec = env.get_attr("spec")[0]
+        spec = env.get_attr("spec")[0] if isinstance(env, VecEnv) else env.spec
     except Exception:  # a VecEnv that cannot reach its env's spec
         return None
-    task = TASKS.get(getattr(spec, "id", None))
-    if task is None or len(task.obs_low) != observation_space.shape[0]:
+    return getattr(spec, "id", None)
+
+
+def _declared_box(env: Any, observation_space: spaces.Space) -> Any:
+    """The task's declared observation box when the env's id is registered (sgmmq.registry), else None."""
+    box = registry.declared_box(_env_id(env))
+    if box is None or len(box[0]) != observation_space.shape[0]:
         return None
-    return [list(task.obs_low), list(task.obs_high)]
+    return [list(box[0]), list(box[1])]

@@ -1,4 +1,4 @@
-"""The ``sgmmq`` command line: train, eval, render, inspect, tune, the benchmark and the RL Zoo launcher.
+"""The ``sgmmq`` command line: train, eval, render, inspect, export, tune, experiments (bench, report) and the RL Zoo launcher.
 
     sgmmq train CartPole-v1 --steps 50000 --seed 0 --out runs/cp
     sgmmq train CartPole-v1 --seeds 0-9 --out runs/cp10  (10 agents in one process: sgmmq.batched)
@@ -10,7 +10,6 @@
     sgmmq zoo --env CartPole-v1 -n 50000          (rl_zoo3's trainer with --algo sgmmq)
     sgmmq bench studies/smoke.yml --out /tmp/smoke (a sweep; sgmmq.study)
     sgmmq report /tmp/smoke                       (its tables, plots and README.md)
-    sgmmq bench --tasks CartPole-v1               (no config file: python -m sgmmq.benchmark)
 
 Commands that open a model file never unpickle from it; --trust-file allows that for a file from a
 source you trust (see README, Sharing models).
@@ -33,7 +32,6 @@ import time
 from typing import Any
 
 EXIT_USAGE = 2
-_CONFIG_SUFFIXES = (".yml", ".yaml", ".json", ".toml")
 TRUST_HELP = "allow unpickling from the model file (runs code it may carry): only for a file from a source you trust"
 
 
@@ -152,8 +150,7 @@ def _parser() -> argparse.ArgumentParser:
                            "draws new points (default: fresh randomness)")
     tune.add_argument("--continuous", action="store_true", help="Box-action tasks: tune on the native continuous actions")
 
-    bench = command("bench", "Run a parameter-efficiency sweep (tasks x methods x budgets x seeds) from a config file; resumable.\n"
-                    "Without a config file (e.g. sgmmq bench --tasks CartPole-v1) it runs sgmmq.benchmark instead.",
+    bench = command("bench", "Run an experiment (tasks x methods x budgets x seeds) from a config file under studies/; resumable.",
                     "sgmmq bench studies/smoke.yml --out /tmp/smoke --workers 2   (then: sgmmq report /tmp/smoke)")
     bench.add_argument("config", type=pathlib.Path, help="sweep config (.yml/.yaml/.json/.toml), see sgmmq.study.config")
     bench.add_argument("--out", type=pathlib.Path, required=True, help="results folder (runs/<id>.json, models/<id>.zip)")
@@ -186,12 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         from sgmmq import zoo
 
         return zoo.main(argv[1:])
-    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:]) and not any(a.endswith(_CONFIG_SUFFIXES) for a in argv[1:]):
-        from sgmmq import benchmark
-
-        sys.argv = ["sgmmq.benchmark", *argv[1:]]
-        benchmark.main()
-        return 0
     args = _parser().parse_args(argv)
     args.argv = argv  # for the commands that record how they were called
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -381,7 +372,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model, task = _load(args.model, None, need_task=False, trusted=args.trust_file)
     png = args.png or pathlib.Path(args.model).with_name(pathlib.Path(args.model).stem + "_gaussians.png")
     inspection.print_table(model, task)
-    inspection.draw(model, png)
+    inspection.draw(model, png, f"{task.env_id if task else pathlib.Path(args.model).name}, {model.num_parameters():,} parameters")
     print(f"picture: {png}")
     return 0
 
@@ -449,7 +440,7 @@ def _load(path: str, task_id: str | None, need_task: bool = True, trusted: bool 
 
 
 def _print_score(model: Any, task: Any, seed: int, episodes: int | None) -> None:
-    from sgmmq.baselines.run import evaluate
+    from sgmmq.evaluation import evaluate
 
     returns = evaluate(model, task, seed, n_episodes=episodes)
     print(f"{task.env_id}: score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} deterministic episodes")

@@ -40,14 +40,14 @@ def per_call_us(fn: Callable[[], Any]) -> float:
 
 
 def chosen_models(study: pathlib.Path) -> dict[str, pathlib.Path]:
-    from sgmmq.study import report
+    from sgmmq.study import report, statistics
 
     ok, _ = report.load(study)
     chosen = {}
-    for task, configs in report.group(ok).items():
+    for task, configs in statistics.group(ok).items():
         run = report._pick_model_run(configs)
         if run is not None:
-            chosen[task] = study / run["model"]
+            chosen[task] = study / run.model
     return chosen
 
 
@@ -55,7 +55,7 @@ def measure(task_id: str, model_path: pathlib.Path, tmp: pathlib.Path) -> dict[s
     import onnxruntime as ort
 
     from sgmmq import SGMMQ, numpy_policy
-    from sgmmq.baselines.dense import build_model
+    from sgmmq.methods import build
     from sgmmq.export import export
 
     model = SGMMQ.load(model_path, device="cpu")
@@ -64,7 +64,7 @@ def measure(task_id: str, model_path: pathlib.Path, tmp: pathlib.Path) -> dict[s
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     params = numpy_policy.load(npz_path)
-    dqn, _ = build_model("dqn_zoo", task_id, 0)
+    dqn, _ = build("dqn_zoo", task_id, 0)
     dqn_path = tmp / f"{task_id}_dqn.zip"
     dqn.save(dqn_path)
     low, high = np.asarray(model.policy.obs_bounds, dtype=np.float32)

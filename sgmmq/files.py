@@ -1,4 +1,4 @@
-"""Crash-safe writes: every file a user relies on appears complete or not at all.
+"""Files: crash-safe writes (every file a user relies on appears complete or not at all) and the one config-file reader.
 
 A file is written under a temporary name beside its destination (same file system), flushed to
 disk, then renamed over the destination in one step (``os.replace`` is atomic on POSIX and
@@ -89,3 +89,22 @@ def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
     path = pathlib.Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+
+
+def parse_config(path: pathlib.Path) -> Any:
+    """The contents of a config file by its suffix: YAML (.yml, .yaml), TOML (.toml), else JSON;
+    a parse error is one ValueError line naming the file (train --config and the study configs)."""
+    kind = {".yml": "YAML", ".yaml": "YAML", ".toml": "TOML"}.get(path.suffix, "JSON")
+    text = path.read_text()
+    try:
+        if kind == "YAML":
+            import yaml
+
+            return yaml.safe_load(text)
+        if kind == "TOML":
+            import tomllib  # Python 3.11+
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as error:  # noqa: BLE001 -- yaml, json and toml each raise their own
+        raise ValueError(f"{path} is not valid {kind}: {' '.join(str(error).split())}") from None

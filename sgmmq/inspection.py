@@ -65,10 +65,19 @@ def print_table(model: Any, task: Any = None) -> None:
     console.print(f"observation box (mapped to [-1, 1]): low [{low}], high [{high}]")
 
 
-def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
-    """Ellipses (1 std dev) of each Gaussian projected on pairs of state dimensions, colored by action.
+def _pairs(state_dim: int) -> list[tuple[int, int]]:
+    """The state-coordinate pairs drawn: every pair up to 4-D, then neighbours (0, 1), (2, 3), ..."""
+    if state_dim <= 4:
+        return list(itertools.combinations(range(state_dim), 2)) or [(0, 0)]
+    return [(i, i + 1) for i in range(0, state_dim - 1, 2)]
 
-    With a 2-D state (MountainCar) the background shows the greedy action over the whole box.
+
+def draw(model: Any, path: str | pathlib.Path, title: str | None = None, n: int = 120) -> None:
+    """1-std ellipses of every live Gaussian on pairs of state coordinates, coloured by action, over
+    the greedy action (background) on the plane through the box centre (the whole state for 2-D).
+
+    The one picture of the Gaussians: ``sgmmq inspect`` and the study report both draw it. Axes are
+    the scaled box ``[-1, 1]``, labelled with the observation box the model scales from.
     Continuous actions: colours run over the first action coordinate, from -1 to 1 (scaled).
     """
     import matplotlib
@@ -78,40 +87,47 @@ def draw(model: Any, path: str | pathlib.Path, max_panels: int = 6) -> None:
     from matplotlib.patches import Ellipse
 
     q_net = model.policy.q_net
-    pairs = list(itertools.combinations(range(q_net.state_dim), 2))[:max_panels] or [(0, 0)]
-    n_actions = q_net.codes.shape[0]
-    if q_net.continuous:
-        colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, 21))  # 21 levels of the first action coordinate
+    d, n_actions = q_net.state_dim, q_net.codes.shape[0]
+    low, high = model.policy.obs_bounds
+    if q_net.continuous:  # colours over the first action coordinate (color_index)
+        colors = plt.get_cmap("coolwarm")(np.linspace(0, 1, 21))
     else:
         colors = plt.get_cmap("tab10")(np.arange(n_actions) % 10)
+    pairs = _pairs(d)
     ncols = min(3, len(pairs))
     nrows = -(-len(pairs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.3 * nrows + 0.6), squeeze=False)
     rows = components(model)
     top = max((abs(r["xi"]) for r in rows), default=1.0) or 1.0
+    grid = np.linspace(-1, 1, n, dtype=np.float32)
+    xx, yy = np.meshgrid(grid, grid)
     for ax, (i, j) in zip(axes.ravel(), pairs):
-        if q_net.state_dim == 2:
-            _greedy_background(ax, q_net, colors)
+        states = np.zeros((n * n, d), dtype=np.float32)
+        states[:, i], states[:, j] = xx.ravel(), yy.ravel()
+        greedy = greedy_colors(q_net, states).reshape(n, n)
+        ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.3)
         for row in rows:
             row = {**row, "action": color_index(q_net, row["action"])}
             cov = row["covariance"][np.ix_([i, j], [i, j])]
             eigvals, eigvecs = np.linalg.eigh(cov)
             angle = np.degrees(np.arctan2(eigvecs[1, 1], eigvecs[0, 1]))
-            width, height = 2 * np.sqrt(eigvals[::-1])  # 1 std dev each side
-            alpha = 0.15 + 0.75 * abs(row["xi"]) / top
-            ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle,
-                                 facecolor=(*colors[row["action"]][:3], alpha * 0.12), edgecolor=colors[row["action"]], lw=1))
-            ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]])
-        ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xlabel=f"x{i} (scaled)", ylabel=f"x{j} (scaled)", aspect="equal")
+            width, height = 2 * np.sqrt(eigvals[::-1])
+            ax.add_patch(Ellipse((row["mean"][i], row["mean"][j]), width, height, angle=angle, fill=False,
+                                 edgecolor=colors[row["action"]], lw=0.6 + 2 * abs(row["xi"]) / top))
+            ax.plot(row["mean"][i], row["mean"][j], "+", color=colors[row["action"]], ms=5)
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal",
+               xlabel=f"s{i} in [{low[i]:.3g}, {high[i]:.3g}]", ylabel=f"s{j} in [{low[j]:.3g}, {high[j]:.3g}]")
+    for ax in axes.ravel()[len(pairs):]:
+        ax.axis("off")
     if q_net.continuous:
         handles = [plt.Line2D([], [], color=colors[i], lw=3, label=f"action[0] = {v:+.1f}") for i, v in ((0, -1), (10, 0), (20, 1))]
     else:
         handles = [plt.Line2D([], [], color=colors[a], lw=3, label=f"action {a}") for a in range(n_actions)]
-    fig.suptitle(f"{q_net.n_components} live Gaussians, {model.num_parameters():,} parameters\n(1-std ellipses in the scaled box; opacity ~ |xi|)")
+    fig.legend(handles=handles, loc="upper right", fontsize=7)
+    where = "greedy action over the state space" if d == 2 else "greedy action on the plane through the box centre (other coordinates 0)"
+    title = title or f"{getattr(model, 'task_id', None) or 'model'}, {model.num_parameters():,} parameters"
+    fig.suptitle(f"{title}\n{q_net.n_components} live Gaussians (1-std ellipses, line width ~ |xi|); background: {where}", fontsize=9)
     fig.tight_layout()
-    # below the panels, so it covers neither the title nor an ellipse
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    fig.subplots_adjust(bottom=0.18 / nrows + 0.05, hspace=0.35)
     save_figure(fig, path)
     plt.close(fig)
 
@@ -128,10 +144,3 @@ def greedy_colors(q_net: Any, states: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         actions = q_net.greedy(torch.as_tensor(states))[0].numpy()
     return color_index(q_net, actions)
-
-
-def _greedy_background(ax: Any, q_net: Any, colors: np.ndarray, n: int = 120) -> None:
-    grid = np.linspace(-1, 1, n, dtype=np.float32)
-    xx, yy = np.meshgrid(grid, grid)
-    greedy = greedy_colors(q_net, np.stack([xx.ravel(), yy.ravel()], 1)).reshape(n, n)
-    ax.imshow(colors[greedy][..., :3], extent=(-1, 1, -1, 1), origin="lower", alpha=0.25)

@@ -6,8 +6,6 @@ import os
 import platform
 from pathlib import Path
 
-from sgmmq.files import write_json_atomic  # noqa: F401 -- its former home; kept for importers
-
 
 def machine() -> str:
     cpu = "unknown CPU"

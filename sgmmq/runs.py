@@ -72,17 +72,7 @@ def read_config(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No config file at {path}")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        else:
-            config = json.loads(text)
-    except Exception as error:  # noqa: BLE001 -- yaml's and json's parse errors
-        kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
-        raise ValueError(f"{path} is not valid {kind}: {' '.join(str(error).split())}") from None
+    config = files.parse_config(path)
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a mapping of hyperparameters, got {type(config).__name__}")
     return config.get("hyperparameters", config)
@@ -108,10 +98,15 @@ def make_env(task: Task, seed: int, n_envs: int = 1, continuous: bool = False) -
     return sb3_make_vec_env(task.env_id, n_envs=n_envs, seed=seed)
 
 
+def with_task_gamma(task: Task, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters S-GMM-QF trains with on ``task``: the task's gamma unless they set one."""
+    return {"gamma": task.gamma, **hyperparameters}
+
+
 def build_model(task: Task, seed: int, hyperparameters: dict[str, Any], env: Any = None, continuous: bool = False) -> SGMMQ:
     """SGMMQ on the task (``continuous``: its Box-action form) with its gamma unless overridden;
     unknown keys are a ValueError."""
-    kwargs = {"gamma": task.gamma, **hyperparameters}
+    kwargs = with_task_gamma(task, hyperparameters)
     env = env if env is not None else make_env(task, seed, continuous=continuous)
     try:
         model = SGMMQ("GMMPolicy", env, seed=seed, **kwargs)

@@ -32,10 +32,9 @@ from typing import Any
 import torch
 from stable_baselines3.common.logger import Logger
 
-from sgmmq.envs import get_task
-from sgmmq.envs.factory import make_vec_env
-from sgmmq.provenance import machine, versions, write_json_atomic
-from sgmmq.runs import build_model as build_sgmmq
+from sgmmq.files import write_json_atomic
+from sgmmq.provenance import machine, versions
+from sgmmq.methods import build as build_model
 
 # (label, file suffix, function name): the parts of one step, outermost first
 PARTS = [
@@ -53,20 +52,9 @@ PARTS = [
 ]
 
 
-def _quiet(model: Any) -> Any:
-    model.set_logger(Logger(folder=None, output_formats=[]))
-    return model
-
-
 def build(method: str, env_id: str, seed: int) -> Any:
     """A fresh model: ``"sgmmq"`` with its defaults (and the task's gamma), or ``"dqn_zoo"``."""
-    task = get_task(env_id)
-    if method == "sgmmq":
-        return _quiet(build_sgmmq(task, seed, {"gamma": task.gamma}, env=make_vec_env(task, n_envs=1, seed=seed)))
-    from sgmmq.baselines.dense import build_model
-
-    model, _ = build_model(method, task, seed, logger=Logger(folder=None, output_formats=[]))
-    return model
+    return build_model(method, env_id, seed, logger=Logger(folder=None, output_formats=[]))[0]
 
 
 def compare(env_id: str, steps: int, chunk: int = 512, seed: int = 0) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.logger import Logger
 
-from sgmmq.baselines.run import evaluate
 from sgmmq.envs import Task
+from sgmmq.evaluation import evaluate
 from sgmmq.files import write_json_atomic
 from sgmmq.runs import build_model
 

@@ -8,11 +8,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
 from sgmmq.baselines.configs import DQN_ZOO, PPO_ZOO, SAC_ZOO, TD3_ZOO, ZOO
-from sgmmq.baselines.counting import count_parameters, mlp_parameters
+from sgmmq.evaluation import count_parameters, evaluate, mlp_parameters
 from sgmmq.baselines.dense import CONTINUOUS_METHODS, METHODS, build_model, resolve_config
-from sgmmq.baselines.run import train_and_evaluate
 from sgmmq.baselines.sparse import SparseDQN, gmp_sparsity, layer_densities
 from sgmmq.envs import TASKS, make_vec_env
+from sgmmq.methods import build
 
 th.set_num_threads(1)
 SILENT = Logger(folder=None, output_formats=[])
@@ -245,16 +245,16 @@ def test_every_baseline_trains_on_every_task(method, env_id):
         pytest.skip("SAC and TD3 need Box actions")
     if env_id == "LunarLanderContinuous-v3" and method not in ("dqn_zoo", *CONTINUOUS_METHODS):
         pytest.skip("its discretized form is LunarLander-v3's rows on 9 actions: dqn_zoo stands for them")
-    result = train_and_evaluate(
-        method, env_id, seed=0, n_timesteps=2_000, net_arch=None if method.startswith("ars_linear") else [32, 32],
-        overrides=_short(method), eval_episodes=2,
-        live_budget=300 if method in ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl") else None,
-    )
-    assert np.isfinite(result["score_mean"])
-    assert len(result["episode_returns"]) == 2
-    assert result["params"]["inference"] > 0
-    if "live_budget" in result["spec"]["algo_kwargs"] and result["live_budget"]:
-        assert result["params"]["mask_live"] == 300
+    sparse = method in ("dqn_static", "dqn_gmp", "dqn_set", "dqn_rigl")
+    budget_key = "live_budget" if sparse else None if method.startswith("ars_linear") else "net_arch"
+    model, spec = build(method, env_id, 0, budget_key, 300 if sparse else [32, 32], _short(method), steps=2_000, logger=SILENT)
+    model.learn(spec["n_timesteps"])
+    returns = evaluate(model, TASKS[env_id], 0, n_episodes=2)
+    assert np.isfinite(returns.mean()) and len(returns) == 2
+    counts = count_parameters(model)
+    assert counts["inference"] > 0
+    if sparse:
+        assert counts["mask_live"] == 300
 
 
 # ---- ARS (sb3-contrib): the linear-policy baseline ----------------------------------------------------

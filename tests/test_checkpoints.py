@@ -38,7 +38,7 @@ class Process:
     count = 0
 
     def __init__(self, folder: Path, *args: object, kill_at: str | None = None) -> None:
-        self.context.set_forkserver_preload(["sgmmq.cli", "sgmmq.runs", "sgmmq.agent", "sgmmq.baselines.run"])
+        self.context.set_forkserver_preload(["sgmmq.cli", "sgmmq.runs", "sgmmq.agent", "sgmmq.evaluation"])
         Process.count += 1
         self.stdout, self.stderr = folder / f"{Process.count}.out", folder / f"{Process.count}.err"
         self.process = self.context.Process(target=_child, args=([str(a) for a in args], kill_at, self.stdout, self.stderr))

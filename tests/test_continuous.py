@@ -168,7 +168,6 @@ def test_residual_target_and_two_dimensional_actions_train():
 
 def test_the_picture_of_a_2d_state_shows_the_continuous_greedy_action(tmp_path):
     from sgmmq import inspection
-    from sgmmq.study.report import plot_gaussians
 
     env = make_vec_env("MountainCarContinuous-v0", n_envs=1, seed=0, continuous=True)
     model = quiet(SGMMQ("GMMPolicy", env, seed=0, learning_starts=50, policy_kwargs=dict(n_components=5)))
@@ -179,7 +178,7 @@ def test_the_picture_of_a_2d_state_shows_the_continuous_greedy_action(tmp_path):
     expected = np.rint((model.policy.q_net.greedy(torch.as_tensor(states))[0][:, 0].numpy() + 1) * 10).astype(int)
     np.testing.assert_array_equal(inspection.greedy_colors(model.policy.q_net, states), expected)
     inspection.draw(model, tmp_path / "g.png")
-    plot_gaussians(model, TASKS["MountainCarContinuous-v0"], tmp_path / "r.png", "title")
+    inspection.draw(model, tmp_path / "r.png", "title")
     assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "r.png").stat().st_size > 0
 
 
@@ -192,7 +191,7 @@ def test_the_study_runs_the_continuous_method_and_refuses_it_on_discrete_tasks()
     (run,) = config.expand(sweep)
     assert run.id == "Pendulum-v1__sgmmq_continuous__k4__s0"
     outcome = runner.execute(run.settings())
-    result = outcome["result"]
+    result = outcome["result"].to_json()
     assert result["status"] == "ok", result.get("error")
     assert result["params"]["inference"] == 4 * (1 + 4 + 10) + 1 and outcome["model_zip"]
     with pytest.raises(ValueError, match="needs Box-action tasks"):

@@ -19,14 +19,15 @@ def umask_022():
 
 
 def test_files_get_ordinary_permissions_not_mkstemps_0600(tmp_path: Path, umask_022: None) -> None:
-    from sgmmq.study import runner
+    from sgmmq.study import record, runner
 
     files.write_json_atomic(tmp_path / "a.json", {"x": 1})
-    result = {"id": "r", "status": "ok", "model": "models/r.zip"}
+    result = record.RunRecord(id="r", status="ok", settings={}, task="T", label="m", config="m default", seed=0,
+                              model="models/r.zip")
     runner._save(tmp_path, {"result": result, "model_zip": b"zip"})  # noqa: SLF001 -- the sweep's writer
     for path in (tmp_path / "a.json", tmp_path / "runs" / "r.json", tmp_path / "models" / "r.zip"):
         assert path.stat().st_mode & 0o777 == 0o644, path
-    assert json.loads((tmp_path / "runs" / "r.json").read_text()) == result
+    assert record.read(tmp_path / "runs" / "r.json") == result
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_leftover(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from sgmmq.study import config, report, runner
+from sgmmq.study import config, report, runner, statistics, tables
+from sgmmq.study.record import RunRecord
 
 TINY = {
     "name": "tiny",
@@ -231,25 +232,26 @@ def test_the_report_rewrites_only_the_summary_block_of_another_readme(swept: tup
 
 
 def test_verdicts_of_a_partial_sweep_compare_methods_on_the_seeds_all_have_finished() -> None:
-    def run(config: str, seed: int) -> dict:
-        return {"config": config, "seed": seed}
+    def run(config: str, seed: int) -> RunRecord:
+        return RunRecord(id=f"{config}{seed}", status="ok", settings={}, task="A", label=config, config=config, seed=seed)
     grouped = {"A": {"x": [run("x", s) for s in (0, 1, 2, 3)], "y": [run("y", s) for s in (1, 3)]},
                "B": {"x": [run("x", 0)], "y": [run("y", 1)]}}
-    matched = report.matched_seeds(grouped)
+    matched = statistics.matched_seeds(grouped)
     assert list(matched) == ["A"]  # B's configs share no seed
-    assert {c: [r["seed"] for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
+    assert {c: [r.seed for r in rs] for c, rs in matched["A"].items()} == {"x": [1, 3], "y": [1, 3]}
 
 
 def test_compute_ratios_use_the_seeds_dqn_and_every_sgmmq_budget_share() -> None:
-    def run(method: str, budget: object, seed: int, seconds: float) -> dict:
-        return {"method": method, "budget": budget, "seed": seed, "train_seconds": seconds, "n_timesteps": 1000}
+    def run(method: str, budget: object, seed: int, seconds: float) -> RunRecord:
+        return RunRecord(id=f"{method}{budget}{seed}", status="ok", settings={}, task="MadeUp-v0", label=method, config=method,
+                         seed=seed, method=method, budget=budget, train_seconds=seconds, n_timesteps=1000)
     configs = {"dqn_zoo w8": [run("dqn_zoo", [8], s, 2.0) for s in (0, 1)],
                # seed 2 ran later on a machine three times slower; DQN has not run it yet
                "sgmmq k4": [run("sgmmq", 4, s, t) for s, t in ((0, 1.0), (1, 1.0), (2, 3.0))],
                "sgmmq k8": [run("sgmmq", 8, s, t) for s, t in ((0, 3.0), (1, 1.0), (2, 3.0))]}
-    reference, dqn, own, n = report.compute_ratios({"MadeUp-v0": configs})["MadeUp-v0"]
+    reference, dqn, own, n = statistics.compute_ratios({"MadeUp-v0": configs})["MadeUp-v0"]
     assert (reference, dqn, own, n) == ("dqn_zoo w8", 2.0, {"k4": 1.0, "k8": 2.0}, 2)
-    assert "| MadeUp-v0 | 2.00 (w8, 2 seeds) | k4: 1.00, k8: 2.00 | k4: 0.50, k8: 1.00 |" in report.compute_table(
+    assert "| MadeUp-v0 | 2.00 (w8, 2 seeds) | k4: 1.00, k8: 2.00 | k4: 0.50, k8: 1.00 |" in tables.compute_table(
         {"MadeUp-v0": (reference, dqn, own, n)})
 
 
@@ -273,15 +275,15 @@ def test_iqm_intervals_and_improvement_are_rliables() -> None:
 
     scores = np.random.default_rng(0).normal(size=(10, 3))
     other = scores + 0.5
-    ours = report.iqm_intervals({"a": scores}, reps=300, seed=1)["a"]
-    assert report.iqm_intervals({"a": scores}, reps=300, seed=1)["a"] == ours  # reproducible
+    ours = statistics.iqm_intervals({"a": scores}, reps=300, seed=1)["a"]
+    assert statistics.iqm_intervals({"a": scores}, reps=300, seed=1)["a"] == ours  # reproducible
     np.random.seed(1)  # rliable 1.2 bootstraps with NumPy's global generator
     _, interval = library.get_interval_estimates({"a": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]),
                                                  reps=300, random_state=np.random.RandomState(1))
     assert ours[0] == pytest.approx(trim_mean(scores.ravel(), 0.25))
     assert ours[1:] == pytest.approx(tuple(interval["a"][:, 0]))
     assert ours[1] < ours[0] < ours[2]
-    poi = report.improvement({"b>a": (other, scores)}, reps=300, seed=1)["b>a"]
+    poi = statistics.improvement({"b>a": (other, scores)}, reps=300, seed=1)["b>a"]
     assert poi[0] == pytest.approx(metrics.probability_of_improvement(other, scores)) and poi[0] > 0.5
 
 
@@ -292,33 +294,34 @@ def test_probability_of_improvement_and_curve_iqm_equal_rliables_per_call_metric
     for nx, ny, tasks in [(5, 5, 1), (10, 4, 3), (3, 7, 6)]:
         x = rng.integers(0, 4, size=(nx, tasks)).astype(float)  # small integers: many ties
         y = rng.integers(0, 4, size=(ny, tasks)).astype(float)
-        assert report.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
-        assert report.probability_of_improvement(x, x) == 0.5
-    assert report.probability_of_improvement(np.ones((3, 2)), np.zeros((4, 2))) == 1.0
+        assert statistics.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
+        assert statistics.probability_of_improvement(x, x) == 0.5
+    assert statistics.probability_of_improvement(np.ones((3, 2)), np.zeros((4, 2))) == 1.0
     curves = rng.normal(size=(7, 12))
-    iqm, low, high = report.iqm_curves(curves, reps=100, seed=2)
+    iqm, low, high = statistics.iqm_curves(curves, reps=100, seed=2)
     assert iqm == pytest.approx([metrics.aggregate_iqm(curves[:, t]) for t in range(12)])
     assert np.all(low <= iqm) and np.all(iqm <= high) and np.any(low < high)
 
 
 def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: Path) -> None:
-    from sgmmq import runs
+    from sgmmq import inspection, runs
     from sgmmq.envs import get_task
 
     task = get_task("MountainCar-v0")
     model = runs.build_model(task, 0, {"policy_kwargs": {"n_components": 5}})
-    report.plot_gaussians(model, task, tmp_path / "car.png", "untrained")
+    inspection.draw(model, tmp_path / "car.png", "untrained")
     assert (tmp_path / "car.png").stat().st_size > 10_000
 
 
 def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> None:
-    def runs(config: str, method: str, live: int) -> list[dict]:
-        return [{"config": config, "method": method, "params": {"inference": live}}]
+    def runs(config: str, method: str, live: int) -> list[RunRecord]:
+        return [RunRecord(id=config, status="ok", settings={}, task="?", label=method, config=config, seed=0, method=method,
+                          params={"inference": live})]
     grouped = {"Cheap-v0": {"sgmmq k4": runs("sgmmq k4", "sgmmq", 100), "dqn w4": runs("dqn w4", "dqn", 400)},
                "Costly-v0": {"sgmmq k64": runs("sgmmq k64", "sgmmq", 600), "dqn w4": runs("dqn w4", "dqn", 50)}}
     stats = {"Cheap-v0": {"normalized_score": {"sgmmq k4": (0.9, 0.8, 1.0), "dqn w4": (0.88, 0.7, 1.0)}},
              "Costly-v0": {"normalized_score": {"sgmmq k64": (0.2, 0.1, 0.3), "dqn w4": (0.5, 0.4, 0.6)}}}
-    cheap, costly = report.summary_table(grouped, stats)[2:]
+    cheap, costly = tables.summary_table(grouped, stats)[2:]
     assert cheap.endswith("| tie on score; baselines need 4.0x the live parameters to match |")
     assert costly.endswith("| S-GMM-QF loses by 0.30; dqn w4 matches it with 12.0x fewer live parameters |")
 
@@ -327,7 +330,7 @@ def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> No
 def test_ars_builds_through_the_study_builder_on_every_task_and_trains() -> None:
     import torch
 
-    from sgmmq.baselines.counting import count_parameters
+    from sgmmq.evaluation import count_parameters
     from sgmmq.envs import TASKS, get_task
 
     torch.set_num_threads(1)

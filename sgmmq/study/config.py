@@ -20,6 +20,8 @@ methods:
     overrides: {}         # any other hyperparameter (the same for every budget)
     label: rigl           # name in tables and plots (default: the method)
     tasks: [CartPole-v1]  # restrict this entry to some tasks (default: all)
+  - method: a2c_zoo
+    steps: 500000         # this entry's own step budget (or {default: ..., task: ...}); default: the sweep's
   - method: ars_linear    # sb3-contrib ARS, linear policy: one size, no budget
   - method: ars_zoo       # ARS with the RL Zoo rows; budgets through net_arch
     net_arch: [[16], [32]]
@@ -36,11 +38,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sgmmq.envs.tasks import get_task
+from sgmmq.files import parse_config
+from sgmmq.methods import SGMMQ_METHODS
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
-# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
-SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
-_ENTRY_KEYS = {"method", "label", "overrides", "tasks", *BUDGET_KEYS}
+_ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
 
 
@@ -91,21 +93,7 @@ def read(path: str | pathlib.Path) -> dict[str, Any]:
         raise ValueError(f"{path}: a sweep config is .yml, .yaml, .json or .toml")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            config = yaml.safe_load(text)
-        elif path.suffix == ".json":
-            config = json.loads(text)
-        else:
-            import tomllib  # Python 3.11+
-
-            config = tomllib.loads(text)
-    except Exception as error:  # noqa: BLE001 -- yaml, json and toml each raise their own
-        kind = {".yml": "YAML", ".yaml": "YAML", ".json": "JSON", ".toml": "TOML"}[path.suffix]
-        raise ValueError(f"{path} is not valid {kind}: {_one_line(error)}") from None
+    config = parse_config(path)
     check(config, str(path))
     return config
 
@@ -242,6 +230,9 @@ def check(config: Any, where: str = "config") -> None:
             strays = [t for t in entry["tasks"] if t not in config["tasks"]]
             if strays:
                 raise ValueError(f"{at}.tasks: {strays} not among this config's tasks {config['tasks']}")
+        if "steps" in entry:  # the entry's own budget (A2C's zoo budget is not DQN's): as the top-level steps
+            _check_per_task({"tasks": entry.get("tasks", config["tasks"]), "steps": entry["steps"]}, "steps",
+                            positive, "an integer >= 1", f"{at}", nullable=False)
         if sum(key in entry for key in BUDGET_KEYS) > 1:
             raise ValueError(f"{at} sets more than one of {BUDGET_KEYS}")
         if method in SGMMQ_METHODS and ("net_arch" in entry or "live_budget" in entry):
@@ -287,27 +278,29 @@ def expand(config: dict[str, Any]) -> list[Run]:
         task = get_task(env_id)
         seeds = _per_task(config.get("seeds", 1), env_id, 1)
         seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-        steps = int(_per_task(config.get("steps"), env_id, None) or task.budget)
         common = dict(
-            task=env_id, steps=steps,
-            eval_every=int(_per_task(config.get("eval_every"), env_id, None) or max(1, steps // 10)),
+            task=env_id,
             eval_episodes=int(_per_task(config.get("eval_episodes"), env_id, 5)),
             final_eval_episodes=int(_per_task(config.get("final_eval_episodes"), env_id, None) or task.eval_episodes),
         )
-        per_task.append((seeds, common))
+        per_task.append((seeds, common, int(_per_task(config.get("steps"), env_id, None) or task.budget)))
     runs: list[Run] = []
-    for position in range(max((len(seeds) for seeds, _ in per_task), default=0)):
-        for seeds, common in per_task:
+    for position in range(max((len(seeds) for seeds, _, _ in per_task), default=0)):
+        for seeds, common, sweep_steps in per_task:
             if position >= len(seeds):
                 continue
+            env_id = common["task"]
             for entry in config["methods"]:
-                if "tasks" in entry and common["task"] not in entry["tasks"]:
+                if "tasks" in entry and env_id not in entry["tasks"]:
                     continue
+                steps = int(_per_task(entry.get("steps"), env_id, None) or sweep_steps)
+                eval_every = int(_per_task(config.get("eval_every"), env_id, None) or max(1, steps // 10))
                 key = next((k for k in BUDGET_KEYS if k in entry), None)
                 for budget in (entry[key] if key else [None]):
                     runs.append(Run(
                         method=entry["method"], label=entry.get("label", entry["method"]), budget_key=key,
-                        budget=budget, seed=seeds[position], overrides=dict(entry.get("overrides") or {}), **common,
+                        budget=budget, seed=seeds[position], overrides=dict(entry.get("overrides") or {}),
+                        steps=steps, eval_every=eval_every, **common,
                     ))
     ids = [run.id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -7,11 +7,11 @@ Layout of ``OUT``: ``runs/<id>.json`` (one per run, written atomically by the dr
 ``models/<id>.zip`` (S-GMM-QF's final model, for the report's pictures), ``config.json`` (the
 sweep as read) and ``commands.txt`` (every invocation).
 
-Resuming: a run whose JSON says ``"status": "ok"`` with exactly this run's settings is skipped;
+Resuming: a run whose file (a :class:`sgmmq.study.record.RunRecord`) says ok with exactly this run's settings is skipped;
 a missing, truncated, failed or differently-configured one is (re)done, and leftover ``*.tmp``
 files of a killed sweep are removed. Results are written as runs finish, so a killed sweep loses
-at most the runs in flight. A run that raises is recorded as ``{"status": "failed", "error":
-<traceback>}`` and the sweep goes on.
+at most the runs in flight. A run that raises is recorded as failed, with its traceback, and the
+sweep goes on.
 
 Workers train with one torch thread each (the models are small: one thread per run and one run
 per core is the fastest use of a machine). Runs are seeded, and the worker (not the backend)
@@ -20,7 +20,7 @@ does all the work, so the local pool and Ray give the same results.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import pathlib
 import platform
@@ -33,7 +33,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from sgmmq.files import write_bytes_atomic, write_json_atomic
-from sgmmq.study.config import SGMMQ_METHODS, Run, expand
+from sgmmq.methods import SGMMQ_METHODS
+from sgmmq.study import record
+from sgmmq.study.config import Run, expand
+from sgmmq.study.record import FAILED, OK, RunRecord
 
 RUNS_DIR, MODELS_DIR = "runs", "models"
 
@@ -79,40 +82,23 @@ def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
     """The model (with a silent logger) and the hyperparameters it was built with."""
     from stable_baselines3.common.logger import Logger
 
-    logger = Logger(folder=None, output_formats=[])
-    if run.method in SGMMQ_METHODS:
-        from sgmmq import runs
+    from sgmmq.methods import build
 
-        hyperparameters = json.loads(json.dumps(run.overrides))
-        if run.budget_key == "n_components":
-            hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(run.budget)
-        model = runs.build_model(task, run.seed, hyperparameters, continuous=run.method == "sgmmq_continuous")
-        model.set_logger(logger)
-        return model, {"gamma": task.gamma, **hyperparameters}
-    from dataclasses import asdict
-
-    from sgmmq.baselines.dense import build_model
-
-    model, spec = build_model(
-        run.method, task, run.seed,
-        net_arch=run.budget if run.budget_key == "net_arch" else None,
-        live_budget=run.budget if run.budget_key == "live_budget" else None,
-        overrides={**run.overrides, "n_timesteps": run.steps}, logger=logger,
-    )
-    return model, json.loads(json.dumps(asdict(spec), default=str))
+    return build(run.method, task, run.seed, run.budget_key, run.budget, run.overrides, steps=run.steps,
+                 logger=Logger(folder=None, output_formats=[]))
 
 
 def execute(settings: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one run; never raises. ``{"result": JSON-ready dict, "model_zip": bytes | None}``."""
+    """Train and evaluate one run; never raises. ``{"result": RunRecord, "model_zip": bytes | None}``."""
     started, wall = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     run = Run(**settings)
-    provenance = {"host": platform.node(), "pid": os.getpid(), "started": started}
+    identity = dict(id=run.id, settings=settings, task=run.task, label=run.label, config=run.config_name, seed=run.seed)
+    provenance: dict[str, Any] = {"host": platform.node(), "pid": os.getpid(), "started": started}
     try:
         import torch
 
-        from sgmmq.baselines.counting import count_parameters
-        from sgmmq.baselines.run import evaluate, score_summary
         from sgmmq.envs.tasks import get_task
+        from sgmmq.evaluation import count_parameters, evaluate, score_summary
         from sgmmq.provenance import machine, versions
 
         torch.set_num_threads(1)
@@ -129,36 +115,27 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
         params = count_parameters(model)
         scores = score_summary(task, returns)
         final_point = {"step": int(model.num_timesteps), "score": scores["score_mean"], "live_params": params["inference"]}
-        result: dict[str, Any] = {
-            "id": run.id, "status": "ok", "settings": settings,
-            "task": run.task, "method": run.method, "label": run.label, "config": run.config_name,
-            "budget_key": run.budget_key, "budget": run.budget, "seed": run.seed,
-            "n_timesteps": int(model.num_timesteps),
-            **scores,
-            "params": params,
-            "curve": [*curve.points, final_point],
-            "train_seconds": learn_s - curve.seconds,  # training only: the curve's evaluations are not in it
-            "eval_seconds": eval_s + curve.seconds,
-            "hyperparameters": hyperparameters,
-        }
+        result = RunRecord(
+            status=OK, method=run.method, budget_key=run.budget_key, budget=run.budget, **identity,
+            n_timesteps=int(model.num_timesteps), **scores, params=params, curve=[*curve.points, final_point],
+            train_seconds=learn_s - curve.seconds,  # training only: the curve's evaluations are not in it
+            eval_seconds=eval_s + curve.seconds, hyperparameters=hyperparameters,
+        )
         model_zip = None
         if run.method in SGMMQ_METHODS:
-            final_point["live_components"] = int(model.live_components)
-            result["live_components"] = int(model.live_components)
-            result["prune_events"] = [list(event) for event in model.prune_events]
-            result["pool_events"] = [list(event) for event in model.pool_events]  # (step, born, moved, live)
+            final_point["live_components"] = result.live_components = int(model.live_components)
+            result.prune_events = [list(event) for event in model.prune_events]
+            result.pool_events = [list(event) for event in model.pool_events]  # (step, born, moved, live)
             with tempfile.TemporaryDirectory() as folder:
                 model.save(pathlib.Path(folder) / "model.zip")
                 model_zip = (pathlib.Path(folder) / "model.zip").read_bytes()
-            result["model"] = f"{MODELS_DIR}/{run.id}.zip"
+            result.model = f"{MODELS_DIR}/{run.id}.zip"
         if hasattr(model, "masks"):
-            result["sparsity"] = model.sparsity()
-        result.update(provenance, wall_seconds=time.perf_counter() - wall)
-        return {"result": result, "model_zip": model_zip}
+            result.sparsity = model.sparsity()
+        return {"result": dataclasses.replace(result, **provenance, wall_seconds=time.perf_counter() - wall), "model_zip": model_zip}
     except Exception:  # noqa: BLE001 -- a failing run is data: record it, let the sweep go on
-        failed = {"id": run.id, "status": "failed", "settings": settings, "task": run.task, "label": run.label,
-                  "config": run.config_name, "seed": run.seed, "error": traceback.format_exc(), **provenance,
-                  "wall_seconds": time.perf_counter() - wall}
+        failed = RunRecord(status=FAILED, **identity, error=traceback.format_exc(), **provenance,
+                           wall_seconds=time.perf_counter() - wall)
         return {"result": failed, "model_zip": None}
 
 
@@ -175,21 +152,21 @@ def _init_worker() -> None:
 
 # --- the sweep (driver) -------------------------------------------------------------------------
 def is_complete(out: pathlib.Path, run: Run) -> bool:
-    """A finished run: its JSON parses, says ok, has this run's settings (and its model, if any)."""
+    """A finished run: its file reads, says ok, has this run's settings (and its model, if any)."""
     try:
-        result = json.loads((out / RUNS_DIR / f"{run.id}.json").read_text())
+        result = record.read(out / RUNS_DIR / f"{run.id}.json")
     except (OSError, ValueError):
         return False
-    if result.get("status") != "ok" or result.get("settings") != run.settings():
+    if not result.ok or result.settings != run.settings():
         return False
-    return "model" not in result or (out / result["model"]).exists()
+    return result.model is None or (out / result.model).exists()
 
 
-def _save(out: pathlib.Path, outcome: dict[str, Any]) -> dict[str, Any]:
+def _save(out: pathlib.Path, outcome: dict[str, Any]) -> RunRecord:
     result = outcome["result"]
-    if outcome.get("model_zip") is not None:  # the model first: a JSON that says ok has its model
-        write_bytes_atomic(out / result["model"], outcome["model_zip"])
-    write_json_atomic(out / RUNS_DIR / f"{result['id']}.json", result)
+    if outcome.get("model_zip") is not None:  # the model first: a file that says ok has its model
+        write_bytes_atomic(out / result.model, outcome["model_zip"])
+    record.write(out / RUNS_DIR / f"{result.id}.json", result)
     return result
 
 
@@ -233,8 +210,8 @@ def _local(todo: list[Run], workers: int) -> Iterator[dict[str, Any]]:
 
 
 def _died(run: Run, why: str) -> dict[str, Any]:
-    return {"result": {"id": run.id, "status": "failed", "settings": run.settings(), "task": run.task, "label": run.label,
-                       "config": run.config_name, "seed": run.seed, "error": why}, "model_zip": None}
+    return {"result": RunRecord(id=run.id, status=FAILED, settings=run.settings(), task=run.task, label=run.label,
+                                config=run.config_name, seed=run.seed, error=why), "model_zip": None}
 
 
 def _ray(todo: list[Run], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
@@ -303,12 +280,11 @@ def sweep(
         with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress, smoothing=0.1) as bar:
             for outcome in outcomes:
                 result = _save(out, outcome)
-                counts[result["status"]] += 1
-                if result["status"] == "ok":
-                    line = (f"{result['id']}: {result['score_mean']:.1f}, {result['params']['inference']:,} live params, "
-                            f"{result['train_seconds']:.0f} s")
+                counts[result.status] += 1
+                if result.ok:
+                    line = f"{result.id}: {result.score_mean:.1f}, {result.params['inference']:,} live params, {result.train_seconds:.0f} s"
                 else:
-                    line = f"{result['id']}: FAILED ({result['error'].strip().splitlines()[-1]})"
+                    line = f"{result.id}: FAILED ({result.error.strip().splitlines()[-1]})"
                 bar.write(line)
                 bar.update(1)
     finally:

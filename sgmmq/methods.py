@@ -1,0 +1,62 @@
+"""The one builder: a model for (method, task, seed, budget, overrides), S-GMM-QF or any baseline.
+
+The study, the speed benchmark and the deployment-cost measurement build through :func:`build`;
+``sgmmq train`` and ``sgmmq tune`` build S-GMM-QF through :func:`sgmmq.runs.build_model`, which
+``build`` calls too, so every S-GMM-QF model gets the task's gamma (and, through the SGMMQ
+constructor, the task's registered defaults) in one place.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict
+from typing import Any
+
+from sgmmq.envs.tasks import Task, get_task
+
+# S-GMM-QF on the task's declared (discretized) actions, and on the native Box actions of a Box-action task
+SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
+
+
+def build(
+    method: str,
+    task: Task | str,
+    seed: int,
+    budget_key: str | None = None,
+    budget: Any = None,
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+    logger: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The model (its training env seeded ``seed``) and the hyperparameters it was built with.
+
+    ``budget_key``/``budget``: its size (``n_components`` for S-GMM-QF; ``net_arch`` or
+    ``live_budget`` for the baselines); ``steps``: a baseline's training budget, recorded as its
+    ``n_timesteps`` (S-GMM-QF's budget is the caller's ``learn`` argument); ``logger``: set on the
+    model (e.g. a silent one)."""
+    task = task if isinstance(task, Task) else get_task(task)
+    if method in SGMMQ_METHODS:
+        from sgmmq import runs
+
+        hyperparameters = json.loads(json.dumps(overrides or {}))  # a copy, as the run file records it
+        if budget_key == "n_components":
+            hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(budget)
+        model = runs.build_model(task, seed, hyperparameters, continuous=method == "sgmmq_continuous")
+        recorded = runs.with_task_gamma(task, hyperparameters)
+    else:
+        from sgmmq.baselines.dense import build_model
+
+        overrides = copy.deepcopy(overrides or {})
+        if steps is not None:
+            overrides["n_timesteps"] = int(steps)
+        model, spec = build_model(
+            method, task, seed,
+            net_arch=budget if budget_key == "net_arch" else None,
+            live_budget=budget if budget_key == "live_budget" else None,
+            overrides=overrides,
+        )
+        recorded = json.loads(json.dumps(asdict(spec), default=str))
+    if logger is not None:
+        model.set_logger(logger)
+    return model, recorded
