@@ -41,7 +41,8 @@ CHECKPOINT_FORMAT = 1
 
 # --- hyperparameters --------------------------------------------------------------------------
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["batch_size=64", "policy_kwargs.n_components=16"]`` -> nested dict (values via literal_eval)."""
+    """``["batch_size=64", "policy_kwargs.n_components=16"]`` -> nested dict (values via literal_eval;
+    ``true``/``false``/``null``/``none`` as YAML and the study configs write them)."""
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -50,7 +51,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            value = text  # a bare word such as radam or residual
+            # a bare word such as radam or residual
+            value = {"true": True, "false": False, "null": None, "none": None}.get(text.strip().lower(), text)
         node = result
         *parents, leaf = key.split(".")
         for parent in parents:

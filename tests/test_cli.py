@@ -158,3 +158,5 @@ def test_parse_overrides_and_config_merge(tmp_path: Path) -> None:
     assert merge(read_config(config), overrides)["policy_kwargs"] == {"n_components": 16, "std_bounds": (0.05, 2.0)}
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["batch_size"])
+    assert parse_overrides(["double_q=true", "offset=False", "x=null", "loss=huber"]) == {
+        "double_q": True, "offset": False, "x": None, "loss": "huber"}
