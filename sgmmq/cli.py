@@ -231,7 +231,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     with files.atomic_path(out / runs.MODEL_FILE) as tmp:
         model.save(tmp)
-    _print_score(model, task, run["seed"], args.eval_episodes)
+    run["final_evaluation"] = _print_score(model, task, run["seed"], args.eval_episodes)
+    files.write_json_atomic(out / runs.RUN_FILE, run, indent=2)
     print(f"live components: {model.live_components}, parameters: {model.num_parameters():,}")
     print(f"saved to {out / runs.MODEL_FILE} (logs: {out / 'logs'}, curve: {out / runs.CURVE_FILE})")
     return 0
@@ -277,9 +278,9 @@ def _train_seeds(args: argparse.Namespace) -> int:
             model.save(tmp)
         runs.write_curve(folder / runs.CURVE_FILE, curve)
         records[seed]["batched"]["wall_clock_s"] = round(seconds, 3)
-        files.write_json_atomic(folder / runs.RUN_FILE, records[seed], indent=2)
         print(f"seed {seed}: live components {model.live_components}, parameters {model.num_parameters():,}; ", end="")
-        _print_score(model, task, seed, args.eval_episodes)
+        records[seed]["final_evaluation"] = _print_score(model, task, seed, args.eval_episodes)
+        files.write_json_atomic(folder / runs.RUN_FILE, records[seed], indent=2)
     print(f"saved to {out}/{task.env_id}-s{{{','.join(map(str, seeds))}}}/{runs.MODEL_FILE}")
     return 0
 
@@ -439,11 +440,14 @@ def _load(path: str, task_id: str | None, need_task: bool = True, trusted: bool 
     return model, runs.resolve_task(task_id) if task_id else None
 
 
-def _print_score(model: Any, task: Any, seed: int, episodes: int | None) -> None:
+def _print_score(model: Any, task: Any, seed: int, episodes: int | None) -> dict[str, Any]:
+    """Print the final evaluation and return it as ``run.json`` records it (``final_evaluation``)."""
     from sgmmq.evaluation import evaluate
 
     returns = evaluate(model, task, seed, n_episodes=episodes)
     print(f"{task.env_id}: score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} deterministic episodes")
+    return {"score_mean": float(returns.mean()), "score_std": float(returns.std()), "episode_returns": [float(r) for r in returns],
+            "live_components": int(model.live_components), "parameters": int(model.num_parameters())}
 
 
 def _clear_run(out: pathlib.Path) -> None:

@@ -1,7 +1,7 @@
 """Training runs in an output folder: hyperparameters, checkpoints, exact resume, the learning curve.
 
-A run folder holds ``run.json`` (task, steps, seed, hyperparameters), ``model.zip`` (the final
-model), ``curve.csv`` (one line per finished training episode: step, return), ``logs/`` (SB3's CSV
+A run folder holds ``run.json`` (task, steps, seed, hyperparameters; once finished, the final
+evaluation), ``model.zip`` (the final model), ``curve.csv`` (one line per finished training episode: step, return), ``logs/`` (SB3's CSV
 and TensorBoard output) and ``checkpoint/`` (model, replay window, random-generator and environment
 states, written every ``checkpoint_every`` steps). Training always advances in chunks of
 ``checkpoint_every`` steps with the learning-rate and exploration schedules computed over the whole
@@ -226,6 +226,8 @@ def load_checkpoint(
     """The model as it was at the checkpoint; ``exact`` is False when the env had to be rebuilt.
     ``run`` (the run's settings), when given, must be the one the checkpoint was written for."""
     manifest = read_manifest(folder)
+    if run is not None:  # a finished run's file also holds its final evaluation, which no checkpoint knows
+        run = {key: value for key, value in run.items() if key != "final_evaluation"}
     if run is not None and manifest.get("run") is not None and manifest["run"] != run:
         raise CheckpointError(f"the checkpoint in {folder} was written for another run than its {RUN_FILE} describes "
                               f"(step {manifest['step']}); refusing to resume")

@@ -201,6 +201,8 @@ def test_cli_writes_one_run_folder_per_seed_and_keeps_existing_runs(tmp_path, ca
         assert model.num_timesteps == 600 and model.learning_starts == 100
         run = runs.json.loads((folder / runs.RUN_FILE).read_text())
         assert run["seed"] == seed and run["steps"] == 600 and run["batched"]["seeds"] == [0, 1]
+        final = run["final_evaluation"]  # the printed score, kept with each seed's run
+        assert len(final["episode_returns"]) == 1 and final["parameters"] == model.num_parameters()
         assert (folder / runs.CURVE_FILE).read_text().startswith("step,return\n")
     capsys.readouterr()
     assert cli.main(argv) == 2

@@ -60,9 +60,11 @@ def test_train_prints_score_parameters_and_saves_model_logs_and_curve(run: tuple
     assert f"saved to {out / 'model.zip'}" in stdout
     model = SGMMQ.load(out / "model.zip")
     assert model.num_timesteps == 600 and model.task_id == "CartPole-v1" and model.gamma == 0.99
-    assert json.loads((out / "run.json").read_text())["hyperparameters"] == {
-        "learning_starts": 200, "prune_interval": 50, "policy_kwargs": {"n_components": 8}
-    }
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["hyperparameters"] == {"learning_starts": 200, "prune_interval": 50, "policy_kwargs": {"n_components": 8}}
+    final = recorded["final_evaluation"]  # the printed score, kept with the run
+    assert len(final["episode_returns"]) == 2 and f"score {final['score_mean']:.1f} +- {final['score_std']:.1f}" in stdout
+    assert final["parameters"] == model.num_parameters() and final["live_components"] == model.live_components
     with open(out / "logs" / "progress.csv") as file:
         columns = set(next(csv.reader(file)))
     for key in ("train/live_components", "train/n_parameters", "train/loss", "rollout/exploration_rate",
