@@ -87,6 +87,23 @@ def test_a_batched_job_writes_the_single_runs_files(swept: tuple[Path, Path]) ->
         returns = evaluate(model, get_task("CartPole-v1"), seed, n_episodes=3)
         assert returns.tolist() == result["episode_returns"]
     assert len({json.dumps(read(out, run_id)["episode_returns"]) for run_id in BATCHED_IDS}) > 1  # independent agents
+    assert len({read(out, run_id)["pid"] for run_id in BATCHED_IDS}) == 1  # one process trained all three
+
+
+def test_ray_runs_a_batched_job_as_one_remote_call_with_the_local_pools_results(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    _, out = swept
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a local instance, started here
+    try:
+        counts = runner.sweep({**TINY, "methods": [SUPPORTED]}, tmp_path, backend="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert counts == {"runs": 3, "skipped": 0, "ok": 3, "failed": 0}
+    assert len({read(tmp_path, run_id)["pid"] for run_id in BATCHED_IDS}) == 1  # one process trained all three
+    for run_id in BATCHED_IDS:
+        mine, theirs = read(tmp_path, run_id), read(out, run_id)
+        assert mine["batched"]["seeds"] == theirs["batched"]["seeds"] == list(SEEDS)
+        assert mine["episode_returns"] == theirs["episode_returns"] and mine["curve"] == theirs["curve"]
 
 
 def test_a_resumed_bench_batches_only_the_missing_seeds(swept: tuple[Path, Path]) -> None:
