@@ -179,3 +179,18 @@ def test_a_failing_batched_job_records_every_seed_failed(tmp_path: Path, monkeyp
         assert record.read(tmp_path / "runs" / f"{run.id}.json") == result and not runner.is_complete(tmp_path, run)
     mixed = [runs[0].settings(), {**runs[1].settings(), "steps": 400}]  # not seeds of one config
     assert all("differ only by seed" in outcome["result"].error for outcome in runner.execute_seeds(mixed))
+
+
+def test_writing_the_agents_back_for_the_curve_does_not_change_their_training() -> None:
+    import torch
+
+    from sgmmq.batched import BatchedSGMMQ
+
+    def train(callback: object) -> list[torch.Tensor]:
+        job = BatchedSGMMQ("CartPole-v1", [0, 1], learning_starts=100, policy_kwargs={"n_components": 4})
+        job.learn(400, callback=callback)
+        return [param.detach().clone() for param in job.q_net.parameters()]
+
+    untouched = train(None)
+    written_back = train(lambda job: job.models() if job.num_timesteps % 100 == 0 else None)  # as execute_seeds' curve
+    assert all(torch.equal(a, b) for a, b in zip(untouched, written_back))
