@@ -159,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=POSITIVE, default=None, help="runs in parallel (default: all cores; ray: local instance CPUs)")
     bench.add_argument("--address", default=None, help="Ray cluster address (e.g. auto, ray://head:10001); default: a local Ray instance")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--no-batch", action="store_true",
+                       help="one process per S-GMM-QF seed (default: a (task, config)'s seeds train as one batched job; config key batch)")
 
     report = command("report", "Turn a sweep's results folder into tables (IQM with 95-percent intervals), plots and its README.md.",
                      "sgmmq report /tmp/smoke      (writes /tmp/smoke/README.md and its PNGs)")
@@ -410,7 +412,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     runner.log_command(args.out, "sgmmq " + shlex.join(args.argv))
     try:
         counts = runner.sweep(sweep, args.out, backend=args.backend, workers=args.workers, address=args.address,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, batch=False if args.no_batch else None)
     except KeyboardInterrupt:
         print(f"interrupted: finished runs are saved in {args.out}; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -19,6 +19,15 @@ from sgmmq.envs.tasks import Task, get_task
 SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 
 
+def sgmmq_hyperparameters(budget_key: str | None, budget: Any, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """S-GMM-QF's keyword arguments for a budget and overrides (a copy, as the run file records it):
+    what :func:`build` gives SGMMQ, and the study's batched jobs give every seed's agent."""
+    hyperparameters = json.loads(json.dumps(overrides or {}))
+    if budget_key == "n_components":
+        hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(budget)
+    return hyperparameters
+
+
 def build(
     method: str,
     task: Task | str,
@@ -39,9 +48,7 @@ def build(
     if method in SGMMQ_METHODS:
         from sgmmq import runs
 
-        hyperparameters = json.loads(json.dumps(overrides or {}))  # a copy, as the run file records it
-        if budget_key == "n_components":
-            hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(budget)
+        hyperparameters = sgmmq_hyperparameters(budget_key, budget, overrides)
         model = runs.build_model(task, seed, hyperparameters, continuous=method == "sgmmq_continuous")
         recorded = runs.with_task_gamma(task, hyperparameters)
     else:

@@ -25,6 +25,9 @@ TINY = {
     "eval_every": 150,
     "eval_episodes": 2,
     "final_eval_episodes": 3,
+    # one process per run: a redone seed repeats its score (a batched seed's depends on the seeds trained
+    # with it); tests/test_study_batched.py covers the batched jobs
+    "batch": False,
     "methods": [
         {"method": "sgmmq", "n_components": [4], "overrides": {"learning_starts": 100}},
         {"method": "dqn_zoo", "net_arch": [[8]]},

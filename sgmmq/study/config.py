@@ -8,6 +8,7 @@ steps: 2000               # or null (each task's budget), or {default: null, Car
 eval_every: 500           # steps between evaluations during training
 eval_episodes: 5          # deterministic episodes per intermediate evaluation
 final_eval_episodes: null # null: the task's eval_episodes
+batch: true               # S-GMM-QF's seeds of a (task, config) as one batched job (sgmmq.batched); false: one process per seed
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
     n_components: [8, 32]
@@ -43,7 +44,8 @@ from sgmmq.methods import SGMMQ_METHODS
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", *BUDGET_KEYS}
-_TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description"}
+_TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description",
+             "batch"}
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ def check(config: Any, where: str = "config") -> None:
     for key in ("name", "description"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{where}: {key} must be a string, got {config[key]!r}")
+    if "batch" in config and not isinstance(config["batch"], bool):
+        raise ValueError(f"{where}: batch must be true or false, got {config['batch']!r}")
     for env_id in config["tasks"]:
         if not isinstance(env_id, str):
             raise ValueError(f"{where}: tasks: {env_id!r} is not a task id; known: {', '.join(_known_tasks())}")

@@ -3,7 +3,8 @@
 ``runs/<id>.json`` is :meth:`RunRecord.to_json` of the record the worker returned. Files carry a
 ``format_version``; files written before it existed (no version) hold the same fields and read as
 version 0. Fields this version does not know (e.g. ``converted_from`` and ``legacy`` of converted
-legacy runs) are kept in ``extra`` and written back unchanged. A file of a newer format is refused
+legacy runs) are kept in ``extra`` and written back unchanged. Optional fields added later without a
+version bump (``batched``) are absent from older files and read as None; an older sgmmq keeps them in ``extra``. A file of a newer format is refused
 with a one-line error rather than misread.
 """
 
@@ -60,6 +61,9 @@ class RunRecord:
     versions: str | None = None
     machine: str | None = None
     wall_seconds: float | None = None
+    # a seed of a batched job (sgmmq.batched): {"seeds": the job's seeds, "wall_seconds": the whole job's};
+    # train_seconds and wall_seconds are then the job's divided by its number of seeds
+    batched: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
