@@ -31,9 +31,12 @@ which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precisio
 any ``window_size`` (the windows are ``S x window_size`` arrays). Refused by name (:data:`SUPPORTED`):
 ``pool="adaptive"``, ``target="residual"``, ``prune_min_support > 0``, continuous
 actions, geoopt's own optimizers.
-Exploration draws, window samples and the vector env's resets come from generators seeded by the
-whole seed list, so a batched run is reproducible but agent ``s`` does not replay the exact
-trajectory of a single ``SGMMQ`` run with seed ``s``.
+Each agent's randomness is its own, so agent ``s``'s run depends only on ``s`` and the hyperparameters,
+never on the other seeds in the batch (a seed redone in another batch repeats its result bit for bit):
+its env is seeded with ``s`` (each sub-env keeps its own generator for every later reset, as a lone
+``gym.make(...).reset(seed=s)`` env does), and :func:`agent_rng` gives it one generator for its
+exploration, warm-up actions, mini-batch indices and data mean init. Agent ``s`` still does not replay
+the exact trajectory of a single ``SGMMQ`` run with seed ``s`` (SB3 draws from numpy's global state).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.utils import seeding
 
 from sgmmq.agent import SGMMQ, temporal_difference_loss, td_target
 from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
@@ -62,6 +66,14 @@ SUPPORTED = {
     "exploration_noise": (0, 0.0),
 }
 REFUSED_KEYS = ("replay_buffer_class", "replay_buffer_kwargs", "env", "seed", "policy")
+# tells an agent's generator apart from its env's, which gymnasium seeds with the bare seed
+AGENT_STREAM = 17
+
+
+def agent_rng(seed: int) -> np.random.Generator:
+    """Agent ``seed``'s own generator (exploration, warm-up actions, mini-batch indices, data mean init):
+    a function of its seed alone, so what the agent draws does not depend on the seeds batched with it."""
+    return np.random.default_rng([seed, AGENT_STREAM])
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -114,12 +126,16 @@ def check_supported(model: SGMMQ) -> None:
 
 
 class _SameStepCartPole(gym.vector.VectorEnv):
-    """gymnasium's numpy ``CartPoleVectorEnv``, resetting an env in the step that ends its episode.
+    """gymnasium's numpy ``CartPoleVectorEnv``, resetting an env in the step that ends its episode, each
+    env from its own generator.
 
     gymnasium's version resets on the *next* call (its ``NEXT_STEP`` mode: that call ignores the
     action and returns no transition), which would cost an agent one environment step per episode.
     Here an ended episode's last observation goes to ``info["final_obs"]`` (``SAME_STEP``, as
-    ``SyncVectorEnv`` does) and the new episode starts at once, drawn as gymnasium's reset draws it.
+    ``SyncVectorEnv`` does) and the new episode starts at once. gymnasium's version draws every
+    env's start from one shared generator; here env ``i`` draws from its own, seeded as ``reset(seed=...)``
+    seeds a ``SyncVectorEnv``'s (a list: one seed per env; an int: ``seed + i``), so env ``i`` starts every
+    episode where a lone ``CartPole-v1`` reset with that seed would, whatever the other envs do.
     """
 
     def __init__(self, num_envs: int) -> None:
@@ -128,9 +144,25 @@ class _SameStepCartPole(gym.vector.VectorEnv):
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = inner.single_observation_space, inner.single_action_space
         self.observation_space, self.action_space = inner.observation_space, inner.action_space
+        self.env_rngs: list[np.random.Generator] = []
 
     def reset(self, *, seed: Any = None, options: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
-        return self.env.reset(seed=seed, options=options)
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seed = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        if len(seed) != self.num_envs:
+            raise ValueError(f"reset takes one seed per env ({self.num_envs}), got {len(seed)}")
+        self.env.reset(options=options)  # bounds, step counts, no pending resets
+        self.env_rngs = [seeding.np_random(None if s is None else int(s))[0] for s in seed]  # CartPoleEnv.reset(seed=s)'s
+        inner = self.env.unwrapped
+        for i in range(self.num_envs):
+            self._start(i)
+        return inner.state.T.astype(np.float32), {}
+
+    def _start(self, i: int) -> None:
+        """Env ``i``'s new episode, drawn from its own generator as ``CartPoleEnv.reset`` draws it."""
+        inner = self.env.unwrapped
+        inner.state[:, i] = self.env_rngs[i].uniform(low=inner.low, high=inner.high, size=(4,))
+        inner.steps[i] = 0
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, _ = self.env.step(actions)
@@ -139,8 +171,8 @@ class _SameStepCartPole(gym.vector.VectorEnv):
         if done.any():
             inner = self.env.unwrapped
             info = {"final_obs": obs.copy(), "_final_obs": done}
-            inner.state[:, done] = inner.np_random.uniform(low=inner.low, high=inner.high, size=(4, int(done.sum())))
-            inner.steps[done] = 0
+            for i in np.flatnonzero(done):
+                self._start(i)
             inner.prev_done[:] = False  # nothing left to reset on the next call
             obs = inner.state.T.astype(np.float32)
         return obs, rewards, terminated, truncated, info
@@ -210,7 +242,7 @@ class BatchedSGMMQ:
                        "terminated": np.zeros((s, w), np.float32), "truncated": np.zeros((s, w), np.float32)}
         self.pos, self.full = 0, False
         self._rows = np.arange(s)[:, None]
-        self.rng = np.random.default_rng(self.seeds)  # exploration and window samples, all agents
+        self.rngs = [agent_rng(seed) for seed in self.seeds]  # each agent's own draws
         self.num_timesteps = self._n_updates = 0
         self.total_timesteps = 1
         self.progress_remaining = 1.0
@@ -223,11 +255,13 @@ class BatchedSGMMQ:
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Each agent's action: uniform before ``learning_starts``, then epsilon-greedy (as SGMMQ.predict)."""
         if self.num_timesteps < self.learning_starts:
-            return self.rng.integers(self.n_actions, size=self.n_seeds)
+            return np.array([rng.integers(self.n_actions) for rng in self.rngs])
         states = self.policy.scale(torch.as_tensor(obs), check=False).unsqueeze(1)  # (S, 1, d_x)
-        greedy = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
-        explore = self.rng.random(self.n_seeds) < self.exploration_rate
-        return np.where(explore, self.rng.integers(self.n_actions, size=self.n_seeds), greedy)
+        actions = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
+        for s, rng in enumerate(self.rngs):  # each agent's own draws: one uniform, and an action if it explores
+            if rng.random() < self.exploration_rate:
+                actions[s] = rng.integers(self.n_actions)
+        return actions
 
     def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
               truncated: np.ndarray | None = None) -> None:
@@ -244,8 +278,10 @@ class BatchedSGMMQ:
 
     # --- learning -----------------------------------------------------------------------------
     def _draw(self, size: int) -> np.ndarray:
-        """``size`` window indices per agent, uniform over what the window holds (SB3's ``sample``)."""
-        return self.rng.integers(0, self.window_size if self.full else self.pos, size=(self.n_seeds, size))
+        """``size`` window indices per agent, uniform over what the window holds (SB3's ``sample``), each
+        agent's from its own generator."""
+        upper = self.window_size if self.full else self.pos
+        return np.stack([rng.integers(0, upper, size=size) for rng in self.rngs])
 
     @torch.no_grad()
     def init_means_from_window(self, indices: np.ndarray | None = None) -> None:
@@ -336,7 +372,7 @@ class BatchedSGMMQ:
 
         self.total_timesteps = int(total_timesteps)
         self.env = env = make_vector_env(self.task, self.n_seeds)
-        obs, _ = env.reset(seed=self.seeds if isinstance(env, gym.vector.SyncVectorEnv) else int(self.rng.integers(2**31)))
+        obs, _ = env.reset(seed=self.seeds)  # env s seeded with s: its resets are its own
         returns, lengths = np.zeros(self.n_seeds), np.zeros(self.n_seeds, np.int64)
         bar = tqdm(total=self.total_timesteps, disable=not progress_bar, unit="step",
                    desc=f"{self.task.env_id} x {self.n_seeds} seeds")

@@ -130,10 +130,15 @@ def test_trained_agents_save_load_and_predict_as_before(tmp_path):
 
 
 def test_same_step_cartpole_follows_cartpole_and_resets_in_the_ending_step():
+    """Every step is CartPole's step; an ended episode restarts in the same step, and env ``i`` starts each
+    episode where a lone CartPole-v1 reset with its seed would (its own generator, whatever the others do)."""
+    seeds = [7, 0, 11, 3]
     env = _SameStepCartPole(4)
     reference = gym.make("CartPole-v1").unwrapped
-    reference.reset(seed=0)
-    obs, _ = env.reset(seed=0)
+    lone = [gym.make("CartPole-v1").unwrapped for _ in seeds]  # each env's episode starts, alone
+    obs, _ = env.reset(seed=seeds)
+    for i, seed in enumerate(seeds):
+        np.testing.assert_array_equal(obs[i], lone[i].reset(seed=seed)[0])
     rng = np.random.default_rng(0)
     ended = 0
     for _ in range(300):
@@ -143,7 +148,8 @@ def test_same_step_cartpole_follows_cartpole_and_resets_in_the_ending_step():
         final = new_obs.copy()
         if done.any():
             final[done] = info["final_obs"][done]
-            assert np.all(np.abs(new_obs[done]) <= 0.05)  # a fresh episode, at once
+            for i in np.flatnonzero(done):  # a fresh episode, at once, from env i's own generator
+                np.testing.assert_array_equal(new_obs[i], lone[i].reset()[0])
             ended += int(done.sum())
         assert np.all(rewards == 1.0)  # no reset step without a transition
         for i in range(4):
@@ -152,7 +158,9 @@ def test_same_step_cartpole_follows_cartpole_and_resets_in_the_ending_step():
             np.testing.assert_allclose(final[i], expected, atol=1e-5)
             assert end == terminated[i]
         obs = new_obs
-    assert ended > 0
+    assert ended > 4  # every env's generator was used after its first episode
+    again, _ = env.reset(seed=5)  # an int seeds env i with 5 + i, as SyncVectorEnv does
+    np.testing.assert_array_equal(again[2], gym.make("CartPole-v1").unwrapped.reset(seed=7)[0])
 
 
 def test_a_short_cartpole_run_learns():
@@ -238,6 +246,37 @@ def test_a_batched_run_is_reproducible_from_its_seed_list():
         assert torch.equal(a.policy.q_net.precisions, b.policy.q_net.precisions)
         np.testing.assert_array_equal(a.replay_buffer.observations, b.replay_buffer.observations)
     assert not torch.equal(first[0].policy.q_net.euclidean, first[1].policy.q_net.euclidean)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps", "options"),
+    [
+        # the native vector env; warm-up, exploration, mini-batches and per-agent pruning
+        ("CartPole-v1", 400, {"learning_starts": 100, "prune_interval": 100, "prune_threshold": 0.05, "sparsity_lambda": 0.05}),
+        # a SyncVectorEnv (200-step episodes: resets after the first) and the first update's mean draws
+        ("MountainCar-v0", 450, {"learning_starts": 100, "mean_init": "data"}),
+    ],
+)
+def test_an_agents_run_does_not_depend_on_the_seeds_batched_with_it(env_id, steps, options):
+    """Seed 3 trained beside 5, and beside 1 and 7: bit-identical parameters, optimizer moments, window and
+    episode curve (its randomness is its own), so a seed redone in another batch repeats its result."""
+    runs = []
+    for seeds in ([3, 5], [1, 3, 7]):
+        batched = BatchedSGMMQ(env_id, seeds, **options)
+        batched.learn(steps)
+        models = batched.models()
+        runs.append((models[seeds.index(3)], batched.curves[seeds.index(3)], models[seeds.index(3) - 1]))
+    (pair, pair_curve, other), (trio, trio_curve, _) = runs
+    assert len(pair_curve) >= 2 and pair_curve == trio_curve
+    for name in ("euclidean", "precisions", "offset"):
+        assert torch.equal(getattr(pair.policy.q_net, name), getattr(trio.policy.q_net, name)), name
+        assert torch.equal(getattr(pair.policy.q_net_target, name), getattr(trio.policy.q_net_target, name)), name
+    for param, same in zip(pair.policy.q_net.parameters(), trio.policy.q_net.parameters()):
+        for key, value in pair.policy.optimizer.state[param].items():
+            assert torch.equal(value, trio.policy.optimizer.state[same][key]), key
+    np.testing.assert_array_equal(pair.replay_buffer.observations, trio.replay_buffer.observations)
+    np.testing.assert_array_equal(pair.replay_buffer.actions, trio.replay_buffer.actions)
+    assert not torch.equal(pair.policy.q_net.euclidean, other.policy.q_net.euclidean)  # seed 5 (or 1) did train differently
 
 
 @pytest.mark.parametrize("normalized", [False, True])

@@ -25,9 +25,6 @@ TINY = {
     "eval_every": 150,
     "eval_episodes": 2,
     "final_eval_episodes": 3,
-    # one process per run: a redone seed repeats its score (a batched seed's depends on the seeds trained
-    # with it); tests/test_study_batched.py covers the batched jobs
-    "batch": False,
     "methods": [
         {"method": "sgmmq", "n_components": [4], "overrides": {"learning_starts": 100}},
         {"method": "dqn_zoo", "net_arch": [[8]]},
@@ -127,7 +124,8 @@ def test_killing_a_sweep_stops_its_workers_and_keeps_it_resumable(tmp_path: Path
     import psutil
 
     path = tmp_path / "long.yml"
-    path.write_text(yaml.safe_dump({**TINY, "steps": 200_000, "methods": TINY["methods"][:1]}))
+    # two workers: the S-GMM-QF seeds' batched job and a DQN run
+    path.write_text(yaml.safe_dump({**TINY, "steps": 200_000, "methods": TINY["methods"][:2]}))
     env = {**os.environ, "SB3_LOGDIR": str(tmp_path / "sb3")}
     driver = subprocess.Popen([sys.executable, "-m", "sgmmq.cli", "bench", str(path), "--out", str(tmp_path / "out"),
                                "--workers", "2", "--no-progress"], env=env, stdout=subprocess.PIPE,

@@ -51,12 +51,15 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_plan_batches_supported_seeds_and_runs_everything_else_alone() -> None:
     runs = config.expand({**TINY, "methods": [*TINY["methods"], {"method": "dqn_zoo", "net_arch": [[8]]}]})
     jobs = runner.plan(runs)
-    assert [[run.id for run in job] for job in jobs if len(job) > 1] == [BATCHED_IDS]
-    assert sorted(run.id for job in jobs if len(job) == 1 for run in job) == sorted(
+    assert [[run.id for run in job.runs] for job in jobs if job.batched] == [BATCHED_IDS]
+    assert all(len(job.runs) == 1 for job in jobs if not job.batched)
+    assert sorted(run.id for job in jobs if not job.batched for run in job.runs) == sorted(
         [*SINGLE_IDS, *(f"CartPole-v1__dqn_zoo__w8__s{s}" for s in SEEDS)])
-    assert all(len(job) == 1 for job in runner.plan(runs, batch=False))
+    assert all(len(job.runs) == 1 and not job.batched for job in runner.plan(runs, batch=False))
     lone = [run for run in runs if run.id == BATCHED_IDS[1]]
-    assert runner.plan(lone) == [lone]  # one unfinished seed: nothing to batch
+    # one unfinished seed still trains batched (S = 1): a redone seed repeats the run of its first batch
+    assert runner.plan(lone) == [runner.Job(lone, batched=True)]
+    assert runner.plan(lone, batch=False) == [runner.Job(lone, batched=False)]
 
 
 def test_a_batched_job_writes_the_single_runs_files(swept: tuple[Path, Path]) -> None:
@@ -109,6 +112,7 @@ def test_ray_runs_a_batched_job_as_one_remote_call_with_the_local_pools_results(
 def test_a_resumed_bench_batches_only_the_missing_seeds(swept: tuple[Path, Path]) -> None:
     path, out = swept
     kept = {run_id: (out / "runs" / f"{run_id}.json").stat().st_mtime_ns for run_id in [BATCHED_IDS[0], *SINGLE_IDS]}
+    first = {run_id: read(out, run_id) for run_id in BATCHED_IDS[1:]}
     for run_id in BATCHED_IDS[1:]:
         (out / "runs" / f"{run_id}.json").unlink()
     done = bench(path, out, "--workers", "2")
@@ -117,7 +121,10 @@ def test_a_resumed_bench_batches_only_the_missing_seeds(swept: tuple[Path, Path]
     for run_id, mtime in kept.items():
         assert (out / "runs" / f"{run_id}.json").stat().st_mtime_ns == mtime
     for run_id in BATCHED_IDS[1:]:
-        assert read(out, run_id)["status"] == "ok" and read(out, run_id)["batched"]["seeds"] == [1, 2]
+        redone = read(out, run_id)
+        assert redone["status"] == "ok" and redone["batched"]["seeds"] == [1, 2]
+        # batched without seed 0 now, yet the same run: each agent's randomness is its own
+        assert redone["curve"] == first[run_id]["curve"] and redone["episode_returns"] == first[run_id]["episode_returns"]
 
 
 def test_the_report_reads_batched_runs(swept: tuple[Path, Path]) -> None:
@@ -147,7 +154,7 @@ def test_the_config_key_batch_false_runs_singly(tmp_path: Path, monkeypatch: pyt
     submitted: list[list[str]] = []
 
     def local(jobs: list, workers: int):  # records the jobs instead of training them
-        submitted.extend([run.id for run in job] for job in jobs)
+        submitted.extend([run.id for run in job.runs] for job in jobs)
         yield from ()
 
     monkeypatch.setattr(runner, "_local", local)

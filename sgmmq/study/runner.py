@@ -16,8 +16,9 @@ sweep goes on.
 Batched jobs: the unfinished seeds of an S-GMM-QF (task, config) whose options the batched trainer
 follows (:func:`sgmmq.batched.check_supported`) train as one job, in one process (:func:`execute_seeds`),
 and still write one run file (and model) per seed; ``--no-batch`` (config ``batch: false``) runs one
-process per seed. A batched agent's trajectory depends on the seeds trained with it (the record's
-``batched.seeds``), so a seed redone on resume does not repeat its earlier score; single runs do.
+process per seed. A batched agent's randomness is its own (:func:`sgmmq.batched.agent_rng`), so its run
+depends on its seed, not on the seeds trained with it (the record's ``batched.seeds``); a lone unfinished
+seed of such a config is a batched job of one, so a seed redone on resume repeats its earlier score.
 
 Workers train with one torch thread each (the models are small: one thread per run and one run
 per core is the fastest use of a machine). Runs are seeded, and the worker (not the backend)
@@ -233,9 +234,18 @@ def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  "model_zip": None} for run in runs]
 
 
-def execute_job(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclasses.dataclass
+class Job:
+    """What one worker process does: ``batched``: the seeds of one S-GMM-QF (task, config) with the batched
+    trainer (one seed or more); otherwise one single run."""
+
+    runs: list[Run]
+    batched: bool = False
+
+
+def execute_job(settings: list[dict[str, Any]], batched: bool = False) -> list[dict[str, Any]]:
     """One task of the pool (or one Ray call): a single run, or the seeds of one batched job."""
-    return [execute(settings[0])] if len(settings) == 1 else execute_seeds(settings)
+    return execute_seeds(settings) if batched else [execute(settings[0])]
 
 
 def _init_worker() -> None:
@@ -269,7 +279,7 @@ def _save(out: pathlib.Path, outcome: dict[str, Any]) -> RunRecord:
     return result
 
 
-def _local(jobs: list[list[Run]], workers: int) -> Iterator[dict[str, Any]]:
+def _local(jobs: list[Job], workers: int) -> Iterator[dict[str, Any]]:
     """Outcomes as jobs finish, at most ``workers`` jobs in flight; a crashed worker fails only its runs.
     Interrupted (Ctrl-C, SIGTERM, or the consumer stops), it kills its workers rather than waiting
     for the runs in flight: they are redone on the next sweep."""
@@ -281,13 +291,13 @@ def _local(jobs: list[list[Run]], workers: int) -> Iterator[dict[str, Any]]:
     context = multiprocessing.get_context("spawn")  # no inherited torch/thread state
     while queue:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
-        in_flight: dict[Any, list[Run]] = {}
+        in_flight: dict[Any, Job] = {}
         broken = False
         try:
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < workers:
                     job = queue.pop(0)
-                    in_flight[pool.submit(execute_job, [run.settings() for run in job])] = job
+                    in_flight[pool.submit(execute_job, [run.settings() for run in job.runs], job.batched)] = job
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = in_flight.pop(future)
@@ -295,11 +305,11 @@ def _local(jobs: list[list[Run]], workers: int) -> Iterator[dict[str, Any]]:
                         outcomes = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        outcomes = [_died(run, "the worker process died (killed, or out of memory) during this run") for run in job]
+                        outcomes = [_died(run, "the worker process died (killed, or out of memory) during this run") for run in job.runs]
                     yield from outcomes
             if broken:  # the pool is unusable: its other runs died with it; go on with a fresh pool
                 for future, job in in_flight.items():
-                    for run in job:
+                    for run in job.runs:
                         yield _died(run, "its worker pool broke while it ran (another run's worker died)")
         except BaseException:
             for process in list((pool._processes or {}).values()):  # noqa: SLF001 -- no public way to stop a busy worker
@@ -314,7 +324,7 @@ def _died(run: Run, why: str) -> dict[str, Any]:
                                 config=run.config_name, seed=run.seed, error=why), "model_zip": None}
 
 
-def _ray(jobs: list[list[Run]], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
     """Outcomes as Ray tasks finish (one remote call and one CPU per job). ``address``: an existing cluster
     ("auto", "ray://host:10001", ...); None uses the Ray instance this process already holds, or starts a
     local one with ``workers`` CPUs."""
@@ -329,7 +339,7 @@ def _ray(jobs: list[list[Run]], workers: int, address: str | None) -> Iterator[d
         started_here = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(execute_job)
-        pending = {remote.remote([run.settings() for run in job]): job for job in jobs}
+        pending = {remote.remote([run.settings() for run in job.runs], job.batched): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -337,7 +347,7 @@ def _ray(jobs: list[list[Run]], workers: int, address: str | None) -> Iterator[d
                 try:
                     outcomes = ray.get(ref)
                 except Exception as error:  # noqa: BLE001 -- a dead worker or node
-                    outcomes = [_died(run, f"Ray could not run it: {error!r}") for run in job]
+                    outcomes = [_died(run, f"Ray could not run it: {error!r}") for run in job.runs]
                 yield from outcomes
     finally:
         if started_here:
@@ -368,10 +378,10 @@ def _batchable(run: Run) -> bool:
     return True
 
 
-def plan(todo: list[Run], batch: bool = True) -> list[list[Run]]:
+def plan(todo: list[Run], batch: bool = True) -> list[Job]:
     """The jobs of a sweep: ``batch``: the unfinished seeds of each S-GMM-QF (task, config) the batched
-    trainer supports as one job (two seeds or more), every other run alone; in the order of ``todo``
-    (a group where its first seed is)."""
+    trainer supports as one batched job (a lone seed too: a redone seed trains as it did in its first
+    batch), every other run alone; in the order of ``todo`` (a group where its first seed is)."""
     jobs: list[list[Run]] = []
     groups: dict[str, list[Run]] = {}
     for run in todo:
@@ -383,12 +393,12 @@ def plan(todo: list[Run], batch: bool = True) -> list[list[Run]]:
             groups[key] = []
             jobs.append(groups[key])
         groups[key].append(run)
-    planned: list[list[Run]] = []
+    planned: list[Job] = []
     for job in jobs:
-        if len(job) > 1 and _batchable(job[0]):
-            planned.append(job)
+        if batch and _batchable(job[0]):
+            planned.append(Job(job, batched=True))
         else:
-            planned.extend([run] for run in job)
+            planned.extend(Job([run]) for run in job)
     return planned
 
 
