@@ -103,6 +103,24 @@ def test_a_sweep_writes_complete_runs_and_records_a_failing_one(swept: tuple[Pat
         assert failed["status"] == "failed" and "action_encoding" in failed["error"]
 
 
+def test_a_tasks_registered_defaults_are_part_of_its_sgmmq_runs_settings(swept: tuple[Path, Path, str], monkeypatch) -> None:
+    """A finished S-GMM-QF run made under other task defaults is not taken for one planned under today's."""
+    from sgmmq import registry
+
+    _, out, _ = swept
+    planned = config.expand(TINY)
+    sgmmq_runs = [run for run in planned if run.method == "sgmmq" and runner.is_complete(out, run)]
+    assert sgmmq_runs and all("task_defaults" not in run.settings() for run in planned)
+    box = registry.declared_box("CartPole-v1")
+    monkeypatch.setitem(registry._TASKS, "CartPole-v1", registry.TaskEntry(*box, {"batch_size": 16}))
+    replanned = {run.id: run for run in config.expand(TINY)}
+    for run in sgmmq_runs:
+        assert replanned[run.id].settings()["task_defaults"] == {"batch_size": 16}
+        assert not runner.is_complete(out, replanned[run.id])
+    baselines = [run for run in planned if run.method != "sgmmq" and runner.is_complete(out, run)]
+    assert baselines and all(runner.is_complete(out, replanned[run.id]) for run in baselines)
+
+
 def test_a_rerun_skips_finished_runs_and_redoes_broken_ones(swept: tuple[Path, Path, str]) -> None:
     path, out, _ = swept
     before = {run_id: (out / "runs" / f"{run_id}.json").stat().st_mtime_ns for run_id in OK_IDS}

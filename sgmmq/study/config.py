@@ -38,6 +38,7 @@ import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sgmmq import registry
 from sgmmq.envs.tasks import get_task
 from sgmmq.files import parse_config
 from sgmmq.methods import SGMMQ_METHODS
@@ -63,6 +64,9 @@ class Run:
     eval_episodes: int
     final_eval_episodes: int
     overrides: dict[str, Any] = field(default_factory=dict)
+    # S-GMM-QF: the task's registered defaults (sgmmq.registry) when the run was planned. Part of the
+    # settings, so that a finished run made under other defaults is not taken for this one.
+    task_defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -74,7 +78,10 @@ class Run:
         return f"{self.label} {budget_tag(self.budget_key, self.budget)}"
 
     def settings(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        settings = json.loads(json.dumps(asdict(self)))
+        if not settings["task_defaults"]:
+            del settings["task_defaults"]  # no registered defaults: the settings of files written before the field
+        return settings
 
 
 def budget_tag(key: str | None, value: Any) -> str:
@@ -305,6 +312,7 @@ def expand(config: dict[str, Any]) -> list[Run]:
                         method=entry["method"], label=entry.get("label", entry["method"]), budget_key=key,
                         budget=budget, seed=seeds[position], overrides=dict(entry.get("overrides") or {}),
                         steps=steps, eval_every=eval_every, **common,
+                        task_defaults=registry.task_hyperparameters(common["task"]) if entry["method"] in SGMMQ_METHODS else {},
                     ))
     ids = [run.id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
