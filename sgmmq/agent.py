@@ -17,6 +17,7 @@ import functools
 import inspect
 import io
 import pathlib
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -460,8 +461,12 @@ class SGMMQ(OffPolicyAlgorithm):
             modelfile.check_tensors(raw, name)
             objects = modelfile.safe_objects(data, version, name, given=custom_objects or {})
         objects.update(custom_objects or {})
-        model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
-                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        with warnings.catch_warnings():
+            # SB3 warns that n_steps is "ignored" when the saved replay_buffer_class is NStepReplayBuffer:
+            # the saved replay_buffer_kwargs already carry n_steps and gamma, so the loaded buffer is n-step.
+            warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom `replay_buffer_class`")
+            model = super().load(io.BytesIO(raw), env=env, device=device, custom_objects=objects,
+                                 print_system_info=print_system_info, force_reset=force_reset, **kwargs)
         model.__dict__.pop(PLAIN_KEY, None)
         return model
 

@@ -1,5 +1,7 @@
 """The adaptive pool (sgmmq.pool): support-gated pruning, births at the worst-fit points, new loss options."""
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -147,7 +149,10 @@ def test_n_step_model_loads_safely_and_predicts_the_same(tmp_path):
     model.set_logger(configure(None, []))
     model.learn(300)
     model.save(tmp_path / "n3.zip")
-    loaded = SGMMQ.load(tmp_path / "n3.zip")  # no unpickling: the n-step buffer class is an allowed name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3's "n_steps is ignored" would be wrong here: the buffer is n-step
+        loaded = SGMMQ.load(tmp_path / "n3.zip")  # no unpickling: the n-step buffer class is an allowed name
     assert loaded.n_steps == 3 and loaded.double_q and loaded.loss == "huber"
+    assert loaded.replay_buffer_kwargs == {"n_steps": 3, "gamma": model.gamma}
     obs = np.random.default_rng(1).uniform(-1, 1, (64, 4)).astype(np.float32)
     assert np.array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
