@@ -15,8 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 from pathlib import Path
+
+from scipy.stats import trim_mean
+
+from sgmmq.runs import resolve_task
 
 
 def final_evaluation(folder: Path, run: dict) -> dict:
@@ -24,7 +29,6 @@ def final_evaluation(folder: Path, run: dict) -> dict:
         return run["final_evaluation"]
     from sgmmq import SGMMQ
     from sgmmq.evaluation import evaluate
-    from sgmmq.runs import resolve_task
 
     model = SGMMQ.load(folder / "model.zip")
     returns = evaluate(model, resolve_task(run["task"]), run["seed"])
@@ -56,16 +60,11 @@ def main() -> None:
         lines += [f"| {seed} | {final['score_mean']:.1f} +- {final['score_std']:.1f} | {final['live_components']} | {final['parameters']:,} |"
                   for seed, _, final in rows]
         scores.sort()
-        median = (scores[(len(scores) - 1) // 2] + scores[len(scores) // 2]) / 2
-        from scipy.stats import trim_mean
-
-        from sgmmq.runs import resolve_task
-
         normalized = [resolve_task(task).normalize(score) for score in scores]
-        params = sorted(final["parameters"] for _, _, final in rows)
-        lines += ["", f"{len(rows)} seeds: median {median:.1f}, min {scores[0]:.1f}, max {scores[-1]:.1f}; normalized IQM "
+        params = [final["parameters"] for _, _, final in rows]
+        lines += ["", f"{len(rows)} seeds: median {statistics.median(scores):.1f}, min {scores[0]:.1f}, max {scores[-1]:.1f}; normalized IQM "
                   f"{trim_mean(normalized, 0.25):.3f} (the task's score range; IQM = the 25%-trimmed mean, as rliable's); "
-                  f"median live parameters {(params[(len(params) - 1) // 2] + params[len(params) // 2]) / 2:,.0f}.", ""]
+                  f"median live parameters {statistics.median(params):,.0f}.", ""]
     (here / "README.md").write_text("\n".join(lines))
     sys.stdout.write("\n".join(lines))
 

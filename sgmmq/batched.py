@@ -341,9 +341,9 @@ class BatchedSGMMQ:
     def prune(self) -> None:
         """Each agent's pruning check on its live components; removed ones are silenced, not cut."""
         xi = self.q_net.xi
-        for s, (model, pruner) in enumerate(zip(self._models, (m.pruner for m in self._models))):
+        for s, model in enumerate(self._models):
             live = torch.nonzero(self.alive[s]).squeeze(1)
-            keep = pruner.check(xi[s, live])
+            keep = model.pruner.check(xi[s, live])
             if keep is None:
                 continue
             dead = live[~keep]
