@@ -83,6 +83,20 @@ def test_the_grid_has_one_run_per_task_method_budget_and_seed_with_stable_ids() 
             config.expand(bad)
 
 
+def test_an_entry_can_run_a_subset_of_its_tasks_seeds() -> None:
+    sweep = {"tasks": ["CartPole-v1", "MountainCar-v0"], "seeds": {"default": 3, "CartPole-v1": 5},
+             "methods": [{"method": "sgmmq", "n_components": [4]},
+                         {"method": "dqn_zoo", "net_arch": [[4]], "seeds": {"default": 2, "MountainCar-v0": [0, 2]}}]}
+    runs = config.expand(sweep)
+    seeds = lambda task, method: sorted(r.seed for r in runs if (r.task, r.method) == (task, method))  # noqa: E731
+    assert seeds("CartPole-v1", "sgmmq") == [0, 1, 2, 3, 4] and seeds("MountainCar-v0", "sgmmq") == [0, 1, 2]
+    assert seeds("CartPole-v1", "dqn_zoo") == [0, 1] and seeds("MountainCar-v0", "dqn_zoo") == [0, 2]
+    for entry_seeds, problem in ((6, "6 seeds, but CartPole-v1 has 5"), ([0, 7], "[7] are not among"), (0, "a count >= 1")):
+        bad = {**sweep, "methods": [{"method": "dqn_zoo", "seeds": entry_seeds}]}
+        with pytest.raises(ValueError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+            config.expand(bad)
+
+
 def test_a_sweep_writes_complete_runs_and_records_a_failing_one(swept: tuple[Path, Path, str]) -> None:
     _, out, stdout = swept
     assert "6 runs: 0 already done, 4 finished now, 2 failed" in stdout

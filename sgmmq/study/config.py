@@ -21,6 +21,7 @@ methods:
     overrides: {}         # any other hyperparameter (the same for every budget)
     label: rigl           # name in tables and plots (default: the method)
     tasks: [CartPole-v1]  # restrict this entry to some tasks (default: all)
+    seeds: 3              # this entry on the task's first 3 seeds only (or a list of them); for costly baselines
   - method: a2c_zoo
     steps: 500000         # this entry's own step budget (or {default: ..., task: ...}); default: the sweep's
   - method: ars_linear    # sb3-contrib ARS, linear policy: one size, no budget
@@ -44,7 +45,7 @@ from sgmmq.files import parse_config
 from sgmmq.methods import SGMMQ_METHODS
 
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
-_ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", *BUDGET_KEYS}
+_ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", "seeds", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description",
              "batch"}
 
@@ -244,6 +245,17 @@ def check(config: Any, where: str = "config") -> None:
         if "steps" in entry:  # the entry's own budget (A2C's zoo budget is not DQN's): as the top-level steps
             _check_per_task({"tasks": entry.get("tasks", config["tasks"]), "steps": entry["steps"]}, "steps",
                             positive, "an integer >= 1", f"{at}", nullable=False)
+        if "seeds" in entry:  # a subset of each task's seeds: a count (the first n) or a list
+            _check_per_task({"tasks": entry.get("tasks", config["tasks"]), "seeds": entry["seeds"]}, "seeds",
+                            seeds_ok, "a count >= 1 or a list of distinct seeds >= 0", at, nullable=False)
+            for env_id in entry.get("tasks", config["tasks"]):
+                task_seeds = _task_seeds(config, env_id)
+                chosen, wanted = _entry_seeds(entry, env_id, task_seeds), _per_task(entry["seeds"], env_id, None)
+                if isinstance(wanted, int) and wanted > len(task_seeds):
+                    raise ValueError(f"{at}.seeds: {wanted} seeds, but {env_id} has {len(task_seeds)} in this config")
+                if not set(chosen) <= set(task_seeds):
+                    raise ValueError(f"{at}.seeds: {sorted(set(chosen) - set(task_seeds))} are not among "
+                                     f"{env_id}'s seeds {task_seeds} (an entry runs a subset of its task's seeds)")
         if sum(key in entry for key in BUDGET_KEYS) > 1:
             raise ValueError(f"{at} sets more than one of {BUDGET_KEYS}")
         if method in SGMMQ_METHODS and ("net_arch" in entry or "live_budget" in entry):
@@ -274,6 +286,19 @@ def check(config: Any, where: str = "config") -> None:
         _check_overrides(method, entry.get("overrides") or {}, f"{at}.overrides")
 
 
+def _task_seeds(config: dict[str, Any], env_id: str) -> list[int]:
+    seeds = _per_task(config.get("seeds", 1), env_id, 1)
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _entry_seeds(entry: dict[str, Any], env_id: str, task_seeds: list[int]) -> list[int]:
+    """The seeds an entry runs on a task: all the task's, or its ``seeds`` (the first n, or a list)."""
+    seeds = _per_task(entry.get("seeds"), env_id, None)
+    if seeds is None:
+        return task_seeds
+    return task_seeds[:seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
 def _per_task(value: Any, env_id: str, default: Any) -> Any:
     if isinstance(value, dict):
         return value.get(env_id, value.get("default", default))
@@ -287,8 +312,7 @@ def expand(config: dict[str, Any]) -> list[Run]:
     per_task = []
     for env_id in config["tasks"]:
         task = get_task(env_id)
-        seeds = _per_task(config.get("seeds", 1), env_id, 1)
-        seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+        seeds = _task_seeds(config, env_id)
         common = dict(
             task=env_id,
             eval_episodes=int(_per_task(config.get("eval_episodes"), env_id, 5)),
@@ -303,6 +327,8 @@ def expand(config: dict[str, Any]) -> list[Run]:
             env_id = common["task"]
             for entry in config["methods"]:
                 if "tasks" in entry and env_id not in entry["tasks"]:
+                    continue
+                if seeds[position] not in _entry_seeds(entry, env_id, seeds):
                     continue
                 steps = int(_per_task(entry.get("steps"), env_id, None) or sweep_steps)
                 eval_every = int(_per_task(config.get("eval_every"), env_id, None) or max(1, steps // 10))
