@@ -12,6 +12,7 @@ penalty on ``xi`` (see :mod:`sgmmq.sparsity`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -216,43 +217,57 @@ class GMMQFunction(nn.Module):
             q = self(states)
             values, actions = q.max(dim=-1)
             return actions, values
-        batch, d_x, d_a = states.shape[0], self.state_dim, self.action_dim
-        means, precisions = self.means, self.precisions
-        coupling = torch.linalg.solve(precisions[:, d_x:, d_x:], precisions[:, d_x:, :d_x])  # (K, d_a, d_x)
-        centres = means[:, d_x:] - torch.einsum("kax,bkx->bka", coupling, states.unsqueeze(1) - means[:, :d_x])
+        batch, d_a = states.shape[0], self.action_dim
+        value_and_grad, centres = self.conditional(states)
         candidates = torch.cat([centres.clamp(-1.0, 1.0), self.codes.unsqueeze(0).expand(batch, -1, -1)], 1)
-        n = candidates.shape[1]
-        z = torch.cat([states.unsqueeze(1).expand(batch, n, d_x), candidates], -1).reshape(batch * n, self.dim)
-        values, best = self.q_z(z).reshape(batch, n).topk(min(self.argmax_polished, n), dim=1)
-        m = best.shape[1]
-        actions = torch.gather(candidates, 1, best.unsqueeze(2).expand(-1, -1, d_a)).reshape(batch * m, d_a)
-        x = states.repeat_interleave(m, 0)
-        values = values.reshape(batch * m)
-        step = torch.full((batch * m, 1), 0.25, dtype=states.dtype, device=states.device)
-        if self.argmax_steps:
-            grad = self.value_and_grad(torch.cat([x, actions], -1))[1][:, d_x:]
+        values, grads = value_and_grad(candidates)
+        values, best = values.topk(min(self.argmax_polished, candidates.shape[1]), dim=1)
+        index = best.unsqueeze(2).expand(-1, -1, d_a)
+        actions, grad = candidates.gather(1, index), grads.gather(1, index)  # (B, m, d_a)
+        step = torch.full((*values.shape, 1), 0.25, dtype=states.dtype, device=states.device)
         for _ in range(self.argmax_steps):  # one evaluation per step: a trial's gradient serves the next step
-            trial = (actions + step * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(-1.0, 1.0)
-            trial_values, trial_grad = self.value_and_grad(torch.cat([x, trial], -1))
-            better = (trial_values > values).unsqueeze(1)
+            trial = (actions + step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(-1.0, 1.0)
+            trial_values, trial_grad = value_and_grad(trial)
+            better = (trial_values > values).unsqueeze(-1)
             actions = torch.where(better, trial, actions)
-            values = torch.where(better.squeeze(1), trial_values, values)
-            grad = torch.where(better, trial_grad[:, d_x:], grad)
+            values = torch.where(better.squeeze(-1), trial_values, values)
+            grad = torch.where(better, trial_grad, grad)
             step = torch.where(better, step * 1.5, step * 0.5)
-        values, best = values.reshape(batch, m).max(dim=1)
-        return actions.reshape(batch, m, d_a)[torch.arange(batch), best], values
+        values, best = values.max(dim=1)
+        return actions[torch.arange(batch), best], values
 
     @torch.no_grad()
-    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q and ``dQ/dz`` at joint points ``(N, D)``, in one pass without autograd."""
-        diff = (z.unsqueeze(1) - self.means).transpose(0, 1)
-        p_diff = torch.bmm(diff, self.precisions)
-        log_bumps = -0.5 * (diff * p_diff).sum(-1)
+    def conditional(self, states: torch.Tensor) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """Q(s, .) as a mixture over the action alone, for continuous actions: ``(value_and_grad, centres)``.
+
+        With ``d = x - m_x``, component k's quadratic form splits into
+        ``(a - mu_k)^T P_aa (a - mu_k) + d^T (P_xx - P_xa P_aa^{-1} P_ax) d`` with ``mu_k = m_a - P_aa^{-1} P_ax d``,
+        so each state's Q is a mixture of ``d_a``-dimensional bumps with per-state weights. The argmax
+        then works on ``(B, M, K, d_a)`` tensors, not ``(K, B M, D)`` ones: half the time of the joint form
+        at ``d_a = 1``. ``value_and_grad(actions (B, M, d_a))`` gives Q ``(B, M)`` and ``dQ/da``;
+        ``centres`` ``(B, K, d_a)`` are the ``mu_k`` (unclipped).
+        """
+        d_x, d_a = self.state_dim, self.action_dim
+        means, precisions = self.means, self.precisions
+        p_aa = precisions[:, d_x:, d_x:]
+        coupling = torch.linalg.solve(p_aa, precisions[:, d_x:, :d_x])  # (K, d_a, d_x)
+        d = states.unsqueeze(1) - means[:, :d_x]  # (B, K, d_x)
+        centres = means[:, d_x:] - torch.einsum("kax,bkx->bka", coupling, d)
+        schur = precisions[:, :d_x, :d_x] - precisions[:, :d_x, d_x:] @ coupling
+        log_scale = -0.5 * torch.einsum("bkx,kxy,bky->bk", d, schur, d)
         if self.normalized:
-            log_bumps = log_bumps + 0.5 * torch.logdet(self.precisions).unsqueeze(1) - 0.5 * self.dim * math.log(2 * math.pi)
-        weighted = self.xi.unsqueeze(1) * log_bumps.exp()  # (K, N)
+            log_scale = log_scale + 0.5 * torch.logdet(precisions) - 0.5 * self.dim * math.log(2 * math.pi)
+        weights = (self.xi * log_scale.exp()).unsqueeze(1)  # (B, 1, K)
         offset = self.offset if self.offset is not None else 0.0
-        return weighted.sum(0) + offset, -(weighted.unsqueeze(2) * p_diff).sum(0)
+        p_scalar = p_aa.reshape(-1, 1) if d_a == 1 else None
+
+        def value_and_grad(actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            diff = actions.unsqueeze(2) - centres.unsqueeze(1)  # (B, M, K, d_a)
+            p_diff = diff * p_scalar if p_scalar is not None else torch.einsum("bmka,kac->bmkc", diff, p_aa)
+            weighted = weights * torch.exp(-0.5 * (diff * p_diff).sum(-1))  # (B, M, K)
+            return weighted.sum(-1) + offset, -(weighted.unsqueeze(-1) * p_diff).sum(-2)
+
+        return value_and_grad, centres
 
     # --- sparsity: the pool shrinks physically -------------------------------------------------
     def component_parameters(self) -> list[nn.Parameter]:

@@ -70,14 +70,23 @@ def test_greedy_without_polish_is_only_the_best_candidate():
     assert shortfalls > 0
 
 
-def test_value_and_grad_matches_autograd():
+@pytest.mark.parametrize("normalized", [False, True])
+def test_the_conditional_mixture_over_the_action_matches_the_joint_one_and_autograd(normalized):
     q = random_mixture(2, 2, 0)
-    z = torch.rand(5, 4, dtype=torch.float64, requires_grad=True)
-    value = q.q_z(z)
-    (grad,) = torch.autograd.grad(value.sum(), z)
-    got_value, got_grad = q.value_and_grad(z.detach())
+    q.normalized = normalized
+    states = torch.rand(5, 2, dtype=torch.float64) * 2 - 1
+    actions = (torch.rand(5, 3, 2, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    value = q.q_sa(states.repeat_interleave(3, 0), actions.reshape(15, 2)).reshape(5, 3)
+    (grad,) = torch.autograd.grad(value.sum(), actions)
+    value_and_grad, centres = q.conditional(states)
+    got_value, got_grad = value_and_grad(actions.detach())
     torch.testing.assert_close(got_value, value.detach())
     torch.testing.assert_close(got_grad, grad)
+    # each centre is its component's conditional maximizer: the joint bump's action-gradient vanishes there
+    for k in range(q.n_components):  # d/da exp(-(z - m)^T P (z - m) / 2) is zero where (P (z - m))_a is
+        z = torch.cat([states, centres[:, k]], 1)
+        slope = ((z - q.means[k].detach()) @ q.precisions[k].detach())[:, 2:]
+        torch.testing.assert_close(slope, torch.zeros(5, 2, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("action_dim", [1, 2])
