@@ -27,10 +27,12 @@ Options beyond the defaults, each tested equal to the single agent's for S = 1 a
 ``mean_init="data"`` (every agent's means on ``K`` of its own window points at the first update,
 then its snapshot refreshed), ``double_q=True`` (:func:`~sgmmq.agent.td_target` on the stack),
 ``loss="huber"``, ``n_steps > 1`` (:func:`n_step_sample`: SB3's ``NStepReplayBuffer`` arithmetic on the stacked windows,
-which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precision="diagonal")``, and
-any ``window_size`` (the windows are ``S x window_size`` arrays). Refused by name (:data:`SUPPORTED`):
-``pool="adaptive"``, ``target="residual"``, ``prune_min_support > 0``, continuous
-actions, geoopt's own optimizers.
+which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precision="diagonal")``,
+any ``window_size`` (the windows are ``S x window_size`` arrays), and ``continuous=True`` (a Box-action
+task's native actions: the greedy argmax of :meth:`~sgmmq.mixture.GMMQFunction.greedy` on the stack,
+epsilon-uniform exploration over the box, actions stored scaled to ``[-1, 1]`` as SB3 stores them).
+Refused by name (:data:`SUPPORTED`): ``pool="adaptive"``, ``target="residual"``, ``prune_min_support > 0``,
+``exploration_noise > 0``, geoopt's own optimizers.
 Each agent's randomness is its own, so agent ``s``'s run depends only on ``s`` and the hyperparameters,
 never on the other seeds in the batch (a seed redone in another batch repeats its result bit for bit):
 its env is seeded with ``s`` (each sub-env keeps its own generator for every later reset, as a lone
@@ -113,8 +115,6 @@ def check_supported(model: SGMMQ) -> None:
                              "train those seeds one at a time with SGMMQ")
     if model.device.type != "cpu":
         raise ValueError(f"device={str(model.device)!r} is not supported by the batched trainer yet (CPU only)")
-    if model.policy.continuous:
-        raise ValueError("continuous (Box) actions are not supported by the batched trainer yet; train those seeds one at a time")
     freq = model.train_freq
     if freq.unit.value != "step":
         raise ValueError(f"train_freq={(freq.frequency, freq.unit.value)!r} is not supported by the batched trainer yet (steps only)")
@@ -181,13 +181,14 @@ class _SameStepCartPole(gym.vector.VectorEnv):
         self.env.close()
 
 
-def make_vector_env(task: Any, n_envs: int) -> gym.vector.VectorEnv:
-    """The task's S envs as one vector env that resets an ended episode in the same step."""
+def make_vector_env(task: Any, n_envs: int, continuous: bool = False) -> gym.vector.VectorEnv:
+    """The task's S envs as one vector env that resets an ended episode in the same step
+    (``continuous``: the task's Box-action form)."""
     from sgmmq.envs.factory import make_env
 
     if task.env_id == "CartPole-v1" and task.make_id is None and not task.make_kwargs:
         return _SameStepCartPole(n_envs)
-    factory: Callable[[], gym.Env] = lambda: make_env(task, monitor=False)  # noqa: E731
+    factory: Callable[[], gym.Env] = lambda: make_env(task, monitor=False, continuous=continuous)  # noqa: E731
     return gym.vector.SyncVectorEnv([factory] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -197,11 +198,12 @@ class BatchedSGMMQ:
     :param env_id: a task of :mod:`sgmmq.envs` (its observation box, gamma, ...) or a registered
         Gymnasium id, as ``sgmmq train`` takes it.
     :param seeds: distinct non-negative seeds, one agent each.
+    :param continuous: a Box-action task's native actions (``sgmmq train --continuous``), not its bins.
     :param hyperparameters: SGMMQ's keyword arguments (``policy_kwargs`` included), the same for every
         agent; an option the batched trainer does not follow is refused by name.
     """
 
-    def __init__(self, env_id: str, seeds: Sequence[int], **hyperparameters: Any) -> None:
+    def __init__(self, env_id: str, seeds: Sequence[int], continuous: bool = False, **hyperparameters: Any) -> None:
         from sgmmq import runs
 
         self.seeds = check_seeds(seeds)
@@ -211,12 +213,17 @@ class BatchedSGMMQ:
         self.task = runs.resolve_task(env_id)
         self.hyperparameters = hyperparameters
         # one ordinary SGMMQ per seed: its initial parameters, schedules, pruner, and the model it is written back to
-        self._models = [runs.build_model(self.task, seed, hyperparameters) for seed in self.seeds]
+        self._models = [runs.build_model(self.task, seed, hyperparameters, continuous=continuous) for seed in self.seeds]
         first = self._models[0]
         check_supported(first)
         self.n_seeds = len(self.seeds)
         self.policy = first.policy  # its scale() serves every agent: the same task box
-        self.n_actions = int(first.action_space.n)
+        self.continuous = first.policy.continuous
+        if self.continuous:  # actions live scaled in [-1, 1]^d_a (SB3's buffer convention); the env takes its own units
+            self.action_dim = int(first.action_space.shape[0])
+            self.action_low, self.action_high = first.action_space.low, first.action_space.high
+        else:
+            self.n_actions = int(first.action_space.n)
         self.gamma, self.batch_size, self.window_size = first.gamma, first.batch_size, first.buffer_size
         self.learning_starts, self.train_freq, self.gradient_steps = first.learning_starts, first.train_freq.frequency, first.gradient_steps
         self.target_update_interval, self.prune_interval = first.target_update_interval, first.prune_interval
@@ -238,7 +245,8 @@ class BatchedSGMMQ:
         obs_dim = first.observation_space.shape[0]
         s, w = self.n_seeds, self.window_size
         self.window = {"obs": np.zeros((s, w, obs_dim), np.float32), "next_obs": np.zeros((s, w, obs_dim), np.float32),
-                       "actions": np.zeros((s, w), np.int64), "rewards": np.zeros((s, w), np.float32),
+                       "actions": np.zeros((s, w, self.action_dim), np.float32) if self.continuous else np.zeros((s, w), np.int64),
+                       "rewards": np.zeros((s, w), np.float32),
                        "terminated": np.zeros((s, w), np.float32), "truncated": np.zeros((s, w), np.float32)}
         self.pos, self.full = 0, False
         self._rows = np.arange(s)[:, None]
@@ -251,17 +259,31 @@ class BatchedSGMMQ:
         self.env: gym.vector.VectorEnv | None = None
 
     # --- one environment step for all agents ---------------------------------------------------
+    def _uniform(self, rng: np.random.Generator) -> Any:
+        """A uniform action: an index, or a point of the scaled box."""
+        return rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32) if self.continuous else rng.integers(self.n_actions)
+
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Each agent's action: uniform before ``learning_starts``, then epsilon-greedy (as SGMMQ.predict)."""
+        """Each agent's action: uniform before ``learning_starts``, then epsilon-greedy (as SGMMQ.predict);
+        continuous: scaled to ``[-1, 1]`` (:meth:`env_actions` gives the env's units)."""
         if self.num_timesteps < self.learning_starts:
-            return np.array([rng.integers(self.n_actions) for rng in self.rngs])
+            return np.array([self._uniform(rng) for rng in self.rngs])
         states = self.policy.scale(torch.as_tensor(obs), check=False).unsqueeze(1)  # (S, 1, d_x)
-        actions = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
+        if self.continuous:
+            actions = self.q_net.greedy(states)[0].squeeze(1).numpy().astype(np.float32)
+        else:
+            actions = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
         for s, rng in enumerate(self.rngs):  # each agent's own draws: one uniform, and an action if it explores
             if rng.random() < self.exploration_rate:
-                actions[s] = rng.integers(self.n_actions)
+                actions[s] = self._uniform(rng)
         return actions
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """What the envs take: the indices, or the scaled actions in the box's units (SB3's ``unscale_action``)."""
+        if not self.continuous:
+            return actions
+        return (self.action_low + 0.5 * (actions + 1.0) * (self.action_high - self.action_low)).astype(np.float32)
 
     def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
               truncated: np.ndarray | None = None) -> None:
@@ -371,7 +393,7 @@ class BatchedSGMMQ:
         from tqdm.auto import tqdm
 
         self.total_timesteps = int(total_timesteps)
-        self.env = env = make_vector_env(self.task, self.n_seeds)
+        self.env = env = make_vector_env(self.task, self.n_seeds, self.continuous)
         obs, _ = env.reset(seed=self.seeds)  # env s seeded with s: its resets are its own
         returns, lengths = np.zeros(self.n_seeds), np.zeros(self.n_seeds, np.int64)
         bar = tqdm(total=self.total_timesteps, disable=not progress_bar, unit="step",
@@ -379,7 +401,7 @@ class BatchedSGMMQ:
         try:
             while self.num_timesteps < self.total_timesteps:
                 actions = self.act(obs)
-                new_obs, rewards, terminated, truncated, info = env.step(actions)
+                new_obs, rewards, terminated, truncated, info = env.step(self.env_actions(actions))
                 next_obs = new_obs.copy()
                 done = terminated | truncated
                 if done.any():
@@ -433,7 +455,7 @@ class BatchedSGMMQ:
             buffer = model.replay_buffer
             buffer.observations[:filled, 0] = self.window["obs"][s, :filled]
             buffer.next_observations[:filled, 0] = self.window["next_obs"][s, :filled]
-            buffer.actions[:filled, 0, 0] = self.window["actions"][s, :filled]
+            buffer.actions[:filled, 0] = self.window["actions"][s, :filled].reshape(filled, *buffer.actions.shape[2:])
             buffer.rewards[:filled, 0] = self.window["rewards"][s, :filled]
             terminated, truncated = self.window["terminated"][s, :filled] > 0, self.window["truncated"][s, :filled] > 0
             buffer.dones[:filled, 0] = terminated | truncated  # as SB3 stores them: done, and a timeout that is not terminal
@@ -471,11 +493,13 @@ def n_step_sample(window: dict[str, np.ndarray], indices: np.ndarray, n_steps: i
             "rewards": returns, "terminated": window["terminated"][rows, final], "discounts": discounts}
 
 
-def train_seeds(env_id: str, seeds: Sequence[int], total_timesteps: int, progress_bar: bool = False, **hyperparameters: Any) -> list[SGMMQ]:
+def train_seeds(env_id: str, seeds: Sequence[int], total_timesteps: int, progress_bar: bool = False, continuous: bool = False,
+                **hyperparameters: Any) -> list[SGMMQ]:
     """Train one SGMMQ per seed, all in lockstep in this process; the trained agents as ``SGMMQ`` models.
 
     >>> models = train_seeds("CartPole-v1", range(10), 50_000)   # doctest: +SKIP
+    >>> models = train_seeds("Pendulum-v1", range(5), 100_000, continuous=True)   # doctest: +SKIP
     """
-    batched = BatchedSGMMQ(env_id, seeds, **hyperparameters)
+    batched = BatchedSGMMQ(env_id, seeds, continuous=continuous, **hyperparameters)
     batched.learn(total_timesteps, progress_bar=progress_bar)
     return batched.models()

@@ -244,8 +244,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
     """``sgmmq train TASK --seeds 0-9``: one batched job, then one run folder per seed as ``sgmmq train`` writes it."""
     from sgmmq import batched, files, runs
 
-    for given, option in ((args.seed is not None, "--seed"), (args.resume, "--resume"), (args.continuous, "--continuous"),
-                          (args.checkpoint_every is not None, "--checkpoint-every"), (args.stop_after is not None, "--stop-after")):
+    for given, option in ((args.seed is not None, "--seed"), (args.resume, "--resume"), (args.checkpoint_every is not None, "--checkpoint-every"), (args.stop_after is not None, "--stop-after")):
         if given:
             raise ValueError(f"--seeds trains the seeds in one batched job, which does not take {option} (yet); "
                              "train those seeds one at a time with --seed")
@@ -261,13 +260,14 @@ def _train_seeds(args: argparse.Namespace) -> int:
     hyperparameters = runs.read_config(args.config) if args.config else {}
     hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
     steps = task.budget if args.steps is None else args.steps
-    trainer = batched.BatchedSGMMQ(task.env_id, seeds, **hyperparameters)
+    trainer = batched.BatchedSGMMQ(task.env_id, seeds, continuous=args.continuous, **hyperparameters)
     for folder in folders.values():
         if args.overwrite:
             _clear_run(folder)
         folder.mkdir(parents=True, exist_ok=True)
     records = {seed: {"task": task.env_id, "steps": steps, "seed": seed, "checkpoint_every": steps, "hyperparameters": hyperparameters,
-                      "batched": {"seeds": seeds, "command": "sgmmq " + shlex.join(args.argv)}} for seed in seeds}
+                      "batched": {"seeds": seeds, "command": "sgmmq " + shlex.join(args.argv)},
+                      **({"continuous": True} if args.continuous else {})} for seed in seeds}
     for seed, folder in folders.items():
         files.write_json_atomic(folder / runs.RUN_FILE, records[seed], indent=2)
     start = time.perf_counter()

@@ -171,7 +171,7 @@ class GMMQFunction(nn.Module):
         """``z = (x, e(a))`` for scaled states ``(B, d_x)`` and integer actions ``(B,)`` (or, continuous,
         scaled actions ``(B, d_a)``); stacked agents (discrete): ``(S, B, d_x)`` and ``(S, B)``."""
         if self.continuous:
-            return torch.cat([states, actions.to(states.dtype).reshape(states.shape[0], self.action_dim)], dim=-1)
+            return torch.cat([states, actions.to(states.dtype).reshape(*states.shape[:-1], self.action_dim)], dim=-1)
         return torch.cat([states, self.codes[actions.long().reshape(states.shape[:-1])]], dim=-1)
 
     def q_z(self, z: torch.Tensor) -> torch.Tensor:
@@ -203,7 +203,8 @@ class GMMQFunction(nn.Module):
     # --- the greedy action ---------------------------------------------------------------------
     @torch.no_grad()
     def greedy(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(argmax_a Q(s, a), max_a Q(s, a))`` for scaled states ``(B, d_x)``, no gradient.
+        """``(argmax_a Q(s, a), max_a Q(s, a))`` for scaled states ``(B, d_x)``, no gradient; stacked agents:
+        states ``(S, B, d_x)``, actions ``(S, B)`` (continuous: ``(S, B, d_a)``) and values ``(S, B)``.
 
         Discrete: over the actions. Continuous: over the box ``[-1, 1]^d``. Conditioning component k
         on ``x`` leaves a Gaussian bump in ``a`` centred at ``mu_k(x) = m_a - P_aa^{-1} P_ax (x - m_x)``,
@@ -213,17 +214,17 @@ class GMMQFunction(nn.Module):
         steps whose length halves when a step does not improve Q (so Q never decreases and the
         action never leaves the box), and the best of them is returned.
         """
-        if not self.continuous:  # stacked agents too: states (S, B, d_x)
+        if not self.continuous:
             q = self(states)
             values, actions = q.max(dim=-1)
             return actions, values
-        batch, d_a = states.shape[0], self.action_dim
+        d_a = self.action_dim
         value_and_grad, centres = self.conditional(states)
-        candidates = torch.cat([centres.clamp(-1.0, 1.0), self.codes.unsqueeze(0).expand(batch, -1, -1)], 1)
+        candidates = torch.cat([centres.clamp(-1.0, 1.0), self.codes.expand(*centres.shape[:-2], -1, -1)], -2)
         values, grads = value_and_grad(candidates)
-        values, best = values.topk(min(self.argmax_polished, candidates.shape[1]), dim=1)
-        index = best.unsqueeze(2).expand(-1, -1, d_a)
-        actions, grad = candidates.gather(1, index), grads.gather(1, index)  # (B, m, d_a)
+        values, best = values.topk(min(self.argmax_polished, candidates.shape[-2]), dim=-1)
+        index = best.unsqueeze(-1).expand(*best.shape, d_a)
+        actions, grad = candidates.gather(-2, index), grads.gather(-2, index)  # (B, m, d_a)
         step = torch.full((*values.shape, 1), 0.25, dtype=states.dtype, device=states.device)
         for _ in range(self.argmax_steps):  # one evaluation per step: a trial's gradient serves the next step
             trial = (actions + step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(-1.0, 1.0)
@@ -233,8 +234,8 @@ class GMMQFunction(nn.Module):
             values = torch.where(better.squeeze(-1), trial_values, values)
             grad = torch.where(better, trial_grad, grad)
             step = torch.where(better, step * 1.5, step * 0.5)
-        values, best = values.max(dim=1)
-        return actions[torch.arange(batch), best], values
+        values, best = values.max(dim=-1)
+        return actions.gather(-2, best[..., None, None].expand(*best.shape, 1, d_a)).squeeze(-2), values
 
     @torch.no_grad()
     def conditional(self, states: torch.Tensor) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
@@ -245,25 +246,25 @@ class GMMQFunction(nn.Module):
         so each state's Q is a mixture of ``d_a``-dimensional bumps with per-state weights. The argmax
         then works on ``(B, M, K, d_a)`` tensors, not ``(K, B M, D)`` ones: half the time of the joint form
         at ``d_a = 1``. ``value_and_grad(actions (B, M, d_a))`` gives Q ``(B, M)`` and ``dQ/da``;
-        ``centres`` ``(B, K, d_a)`` are the ``mu_k`` (unclipped).
+        ``centres`` ``(B, K, d_a)`` are the ``mu_k`` (unclipped). Stacked agents: a seed axis first on all.
         """
         d_x, d_a = self.state_dim, self.action_dim
         means, precisions = self.means, self.precisions
-        p_aa = precisions[:, d_x:, d_x:]
-        coupling = torch.linalg.solve(p_aa, precisions[:, d_x:, :d_x])  # (K, d_a, d_x)
-        d = states.unsqueeze(1) - means[:, :d_x]  # (B, K, d_x)
-        centres = means[:, d_x:] - torch.einsum("kax,bkx->bka", coupling, d)
-        schur = precisions[:, :d_x, :d_x] - precisions[:, :d_x, d_x:] @ coupling
-        log_scale = -0.5 * torch.einsum("bkx,kxy,bky->bk", d, schur, d)
+        p_aa = precisions[..., d_x:, d_x:]
+        coupling = torch.linalg.solve(p_aa, precisions[..., d_x:, :d_x])  # (K, d_a, d_x)
+        d = states.unsqueeze(-2) - means[..., :d_x].unsqueeze(-3)  # (B, K, d_x)
+        centres = means[..., d_x:].unsqueeze(-3) - torch.einsum("...kax,...bkx->...bka", coupling, d)
+        schur = precisions[..., :d_x, :d_x] - precisions[..., :d_x, d_x:] @ coupling
+        log_scale = -0.5 * torch.einsum("...bkx,...kxy,...bky->...bk", d, schur, d)
         if self.normalized:
-            log_scale = log_scale + 0.5 * torch.logdet(precisions) - 0.5 * self.dim * math.log(2 * math.pi)
-        weights = (self.xi * log_scale.exp()).unsqueeze(1)  # (B, 1, K)
-        offset = self.offset if self.offset is not None else 0.0
-        p_scalar = p_aa.reshape(-1, 1) if d_a == 1 else None
+            log_scale = log_scale + 0.5 * torch.logdet(precisions).unsqueeze(-2) - 0.5 * self.dim * math.log(2 * math.pi)
+        weights = (self.xi.unsqueeze(-2) * log_scale.exp()).unsqueeze(-2)  # (B, 1, K)
+        offset = self.offset.unsqueeze(-1) if self.offset is not None else 0.0
+        p_scalar = p_aa[..., 0].unsqueeze(-3).unsqueeze(-3) if d_a == 1 else None  # (1, 1, K, 1)
 
         def value_and_grad(actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            diff = actions.unsqueeze(2) - centres.unsqueeze(1)  # (B, M, K, d_a)
-            p_diff = diff * p_scalar if p_scalar is not None else torch.einsum("bmka,kac->bmkc", diff, p_aa)
+            diff = actions.unsqueeze(-2) - centres.unsqueeze(-3)  # (B, M, K, d_a)
+            p_diff = diff * p_scalar if p_scalar is not None else torch.einsum("...bmka,...kac->...bmkc", diff, p_aa)
             weighted = weights * torch.exp(-0.5 * (diff * p_diff).sum(-1))  # (B, M, K)
             return weighted.sum(-1) + offset, -(weighted.unsqueeze(-1) * p_diff).sum(-2)
 

@@ -255,6 +255,8 @@ def test_a_batched_run_is_reproducible_from_its_seed_list():
         ("CartPole-v1", 400, {"learning_starts": 100, "prune_interval": 100, "prune_threshold": 0.05, "sparsity_lambda": 0.05}),
         # a SyncVectorEnv (200-step episodes: resets after the first) and the first update's mean draws
         ("MountainCar-v0", 450, {"learning_starts": 100, "mean_init": "data"}),
+        # continuous actions: a SyncVectorEnv of the Box form, the stacked greedy argmax, uniform draws in the box
+        ("Pendulum-v1", 410, {"learning_starts": 100, "continuous": True, "policy_kwargs": {"n_components": 6}}),
     ],
 )
 def test_an_agents_run_does_not_depend_on_the_seeds_batched_with_it(env_id, steps, options):
@@ -392,3 +394,72 @@ def test_a_stacked_diagonal_model_stays_diagonal():
     assert not torch.equal(precisions, start)  # they did move
     for model in batched.models():
         assert model.policy.q_net.precision == "diagonal"
+
+
+PENDULUM = get_task("Pendulum-v1")
+
+
+def _continuous_window(seed: int, n: int) -> dict[str, np.ndarray]:
+    """``n`` made-up Pendulum transitions, actions scaled to [-1, 1] as SB3's buffer holds them."""
+    rng = np.random.default_rng(seed)
+    low, high = PENDULUM.box
+    return {"obs": rng.uniform(low, high, (n, 3)).astype(np.float32), "next_obs": rng.uniform(low, high, (n, 3)).astype(np.float32),
+            "actions": rng.uniform(-1, 1, (n, 1)).astype(np.float32), "rewards": rng.normal(-5.0, 2.0, n).astype(np.float32),
+            "terminated": np.zeros(n, np.float32), "truncated": (rng.random(n) < 0.05).astype(np.float32)}
+
+
+def _continuous_single(seed: int, window: dict[str, np.ndarray], **hyperparameters) -> SGMMQ:
+    model = runs.build_model(PENDULUM, seed, hyperparameters, continuous=True)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    for i in range(len(window["obs"])):
+        truncated = bool(window["truncated"][i])
+        model.replay_buffer.add(window["obs"][i : i + 1], window["next_obs"][i : i + 1], window["actions"][i : i + 1],
+                                window["rewards"][i : i + 1], np.array([truncated], np.float32), [{"TimeLimit.truncated": truncated}])
+    return model
+
+
+@pytest.mark.parametrize("options", [{}, {"double_q": True}, {"n_steps": 3}])
+def test_continuous_agents_take_their_single_agents_steps(options):
+    """Box actions, S = 2: each agent's updates (the stacked greedy argmax inside the target) equal its
+    own single continuous agent's on the same window and mini-batch indices, through a pruning check."""
+    hyperparameters = {"prune_interval": 2, "prune_threshold": 0.01, "prune_patience": 1, "sparsity_lambda": 0.05,
+                       "policy_kwargs": {"n_components": 8}, **options}
+    seeds = [0, 1]
+    windows = [_continuous_window(20 + s, 200) for s in seeds]
+    singles = [_continuous_single(s, w, **hyperparameters) for s, w in zip(seeds, windows)]
+    batched = BatchedSGMMQ("Pendulum-v1", seeds, continuous=True, **hyperparameters)
+    assert batched.window["actions"].shape == (2, batched.window_size, 1)
+    _fill(batched, windows)
+    for step in range(4):
+        for s, single in zip(seeds, singles):
+            np.random.seed(1000 * s + step)
+            single.train(gradient_steps=1, batch_size=32)
+        batched.train_step(np.stack([_indices(s, step, 200, 32) for s in seeds]))
+        for s, single in enumerate(singles):
+            _assert_close(single, batched.q_net, s, batched.alive[s])
+    for model, single in zip(batched.models(), singles):
+        assert model.live_components == single.live_components
+        np.testing.assert_array_equal(model.replay_buffer.actions[:200], single.replay_buffer.actions[:200])
+
+
+def test_continuous_agents_act_in_the_box_save_load_and_evaluate(tmp_path):
+    batched = BatchedSGMMQ("Pendulum-v1", [2, 5], continuous=True, learning_starts=100, policy_kwargs={"n_components": 6})
+    batched.learn(400)
+    assert (np.abs(batched.window["actions"][:, :400]) <= 1).all()  # stored scaled, as SB3 stores Box actions
+    assert batched.window["actions"][:, :400].std() > 0.1  # not stuck on one action
+    np.testing.assert_allclose(batched.env_actions(np.array([[-1.0], [1.0]], np.float32)), [[-2.0], [2.0]])  # Pendulum's torque box
+    obs = np.random.default_rng(0).uniform(*PENDULUM.box, (32, 3)).astype(np.float32)
+    for i, model in enumerate(batched.models()):
+        assert isinstance(model.action_space, gym.spaces.Box) and model.num_timesteps == 400
+        path = tmp_path / f"m{i}.zip"
+        model.save(path)
+        loaded = SGMMQ.load(path)
+        actions = loaded.predict(obs, deterministic=True)[0]
+        np.testing.assert_array_equal(actions, model.predict(obs, deterministic=True)[0])
+        assert actions.shape == (32, 1) and (np.abs(actions) <= 2).all()
+        mean, _ = evaluate_policy(loaded, make_env(PENDULUM, seed=0, continuous=True), n_eval_episodes=1, deterministic=True)
+        assert np.isfinite(mean)
+    with pytest.raises(ValueError, match="exploration_noise=0.1 is not supported by the batched trainer"):
+        BatchedSGMMQ("Pendulum-v1", [0], continuous=True, exploration_noise=0.1)
+    with pytest.raises(ValueError, match="CartPole-v1 has discrete actions: it has no continuous form"):
+        BatchedSGMMQ("CartPole-v1", [0], continuous=True)

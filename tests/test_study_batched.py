@@ -62,6 +62,20 @@ def test_the_plan_batches_supported_seeds_and_runs_everything_else_alone() -> No
     assert runner.plan(lone, batch=False) == [runner.Job(lone, batched=False)]
 
 
+def test_the_continuous_method_is_batched_too() -> None:
+    sweep = {**TINY, "tasks": ["Pendulum-v1"], "methods": [{"method": "sgmmq_continuous", "n_components": [4]},
+                                                           {"method": "sgmmq_continuous", "label": "noisy", "n_components": [4],
+                                                            "overrides": {"exploration_noise": 0.1}}]}
+    jobs = runner.plan(config.expand(sweep))
+    assert [[run.id for run in job.runs] for job in jobs if job.batched] == [[f"Pendulum-v1__sgmmq_continuous__k4__s{s}" for s in SEEDS]]
+    assert sorted(run.label for job in jobs if not job.batched for run in job.runs) == ["noisy"] * len(SEEDS)  # noise: one at a time
+    outcomes = runner.execute_seeds([run.settings() for run in jobs[0].runs[:2]])  # 300 steps each, one process
+    for outcome in outcomes:
+        result = outcome["result"]
+        assert result.status == "ok", result.error
+        assert result.batched["seeds"] == [0, 1] and result.params["inference"] > 0 and len(result.episode_returns) == 3
+
+
 def test_a_batched_job_writes_the_single_runs_files(swept: tuple[Path, Path]) -> None:
     from sgmmq.agent import SGMMQ
     from sgmmq.envs.tasks import get_task

@@ -185,13 +185,13 @@ def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from sgmmq.provenance import machine, versions
         from sgmmq.runs import with_task_gamma
 
-        if any({**run.settings(), "seed": first.seed} != first.settings() for run in runs) or first.method != "sgmmq":
+        if any({**run.settings(), "seed": first.seed} != first.settings() for run in runs) or first.method not in SGMMQ_METHODS:
             raise ValueError("a batched job takes the seeds of one S-GMM-QF (task, config): runs that differ only by seed")
         torch.set_num_threads(1)
         provenance.update(versions=versions(), machine=machine())
         task = get_task(first.task)
         hyperparameters = sgmmq_hyperparameters(first.budget_key, first.budget, first.overrides)
-        batched = BatchedSGMMQ(first.task, [run.seed for run in runs], **hyperparameters)
+        batched = BatchedSGMMQ(first.task, [run.seed for run in runs], continuous=first.method == "sgmmq_continuous", **hyperparameters)
         curves: list[list[dict[str, Any]]] = [[] for _ in runs]
         curve_seconds = [0.0] * len(runs)
 
@@ -357,7 +357,7 @@ def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[dict[st
 def _batchable(run: Run) -> bool:
     """Whether the batched trainer follows this S-GMM-QF run's configuration (its model, built here, passes
     :func:`sgmmq.batched.check_supported`); a model that does not build runs singly and records why."""
-    if run.method != "sgmmq":
+    if run.method not in SGMMQ_METHODS:
         return False
     from stable_baselines3.common.logger import Logger
 
@@ -385,7 +385,7 @@ def plan(todo: list[Run], batch: bool = True) -> list[Job]:
     jobs: list[list[Run]] = []
     groups: dict[str, list[Run]] = {}
     for run in todo:
-        if not batch or run.method != "sgmmq":
+        if not batch or run.method not in SGMMQ_METHODS:
             jobs.append([run])
             continue
         key = json.dumps({**run.settings(), "seed": None}, sort_keys=True)  # everything but the seed
