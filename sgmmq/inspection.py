@@ -173,7 +173,8 @@ def visited_states(model: Any, task: Any = None, episodes: int = 5, seed: int = 
     """The raw observations ``(N, obs_dim)`` the model's greedy policy visits in ``episodes`` episodes
     of its task (default: the task it records), every reset and every step: where its data is.
 
-    One env seeded ``seed``, episodes continuing its stream, in the action form the model acts in.
+    One env in the action form the model acts in; the first episode starts at ``reset(seed=seed)``,
+    the others continue that stream.
     """
     from sgmmq.envs import get_task
     from sgmmq.envs.factory import is_continuous, make_env
@@ -184,10 +185,10 @@ def visited_states(model: Any, task: Any = None, episodes: int = 5, seed: int = 
     if task is None:
         raise ValueError("the model does not record its task; pass one")
     task = get_task(task) if isinstance(task, str) else task
-    env = make_env(task, seed=seed, continuous=task.has_continuous_form and is_continuous(model.action_space))
+    env = make_env(task, continuous=task.has_continuous_form and is_continuous(model.action_space))
     observations = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed if episode == 0 else None)
         observations.append(obs)
         done = False
         while not done:
