@@ -124,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
                       "sgmmq inspect runs/cp/model.zip --png cp.png")
     inspect.add_argument("model")
     inspect.add_argument("--png", type=pathlib.Path, default=None, help="picture path (default: MODEL_gaussians.png)")
+    inspect.add_argument("--visited", type=NATURAL, default=0, metavar="EPISODES",
+                         help="roll the greedy policy out for EPISODES episodes, draw the states it visits under the Gaussians "
+                              "and print how far each Gaussian sits from them (default 0: off)")
+    inspect.add_argument("--seed", type=NATURAL, default=0, help="seed of the --visited episodes")
+    inspect.add_argument("--task", default=None, help="task id, if the model does not record one (for --visited)")
     inspect.add_argument("--trust-file", action="store_true", help=TRUST_HELP)
 
     export = command("export", "Export a saved model's greedy policy to ONNX or to plain numpy arrays (sgmmq.numpy_policy).",
@@ -372,10 +377,20 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from sgmmq import inspection
 
-    model, task = _load(args.model, None, need_task=False, trusted=args.trust_file)
+    model, task = _load(args.model, args.task, need_task=args.visited > 0, trusted=args.trust_file)
     png = args.png or pathlib.Path(args.model).with_name(pathlib.Path(args.model).stem + "_gaussians.png")
     inspection.print_table(model, task)
-    inspection.draw(model, png, f"{task.env_id if task else pathlib.Path(args.model).name}, {model.num_parameters():,} parameters")
+    states = None
+    if args.visited:
+        states = inspection.visited_states(model, task, episodes=args.visited, seed=args.seed)
+        distances = inspection.coverage(model, states)
+        near = sum(distance <= 2.0 for distance in distances)
+        print(f"visited: {len(states):,} states in {args.visited} greedy episodes (seed {args.seed})")
+        print(f"{near} of {len(distances)} components within 2 std of a visited state (Mahalanobis distance of each state "
+              f"mean to its nearest visited state, under its state marginal, largest |xi| first: "
+              f"{' '.join(f'{distance:.2f}' for distance in distances)})")
+    inspection.draw(model, png, f"{task.env_id if task else pathlib.Path(args.model).name}, {model.num_parameters():,} parameters",
+                    states=states)
     print(f"picture: {png}")
     return 0
 

@@ -86,6 +86,8 @@ CASES = [
     ("sgmmq eval DIR/junk.zip", "not an SB3/SGMMQ save file"),
     ("sgmmq render RUN/model.zip --fps 0", "argument --fps: must be >= 1, got 0"),
     ("sgmmq render RUN/model.zip --out DIR/e.png", "render writes .gif or .mp4"),
+    ("sgmmq inspect RUN/model.zip --visited -1", "argument --visited: must be >= 0, got -1"),
+    ("sgmmq inspect RUN/model.zip --visited many", "argument --visited: expected an integer, got 'many'"),
     # tune
     ("sgmmq tune CartPole-v1 --trials 0", "argument --trials: must be >= 1, got 0"),
     ("sgmmq tune CartPole-v1 --seeds 0", "argument --seeds: must be >= 1, got 0"),

@@ -98,6 +98,22 @@ def test_inspect_prints_the_components_and_draws_them(run: tuple[Path, str], tmp
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_inspect_visited_draws_the_greedy_states_and_prints_each_gaussians_distance_to_them(run: tuple[Path, str], tmp_path: Path) -> None:
+    from sgmmq import inspection
+
+    png = tmp_path / "v.png"
+    stdout = ok(sgmmq("inspect", run[0] / "model.zip", "--png", png, "--visited", "2", "--seed", "1"))
+    model = SGMMQ.load(run[0] / "model.zip")
+    states = inspection.visited_states(model, episodes=2, seed=1)
+    distances = inspection.coverage(model, states)
+    assert f"visited: {len(states):,} states in 2 greedy episodes (seed 1)" in stdout
+    near = sum(distance <= 2 for distance in distances)
+    assert f"{near} of {model.live_components} components within 2 std of a visited state" in stdout
+    assert " ".join(f"{distance:.2f}" for distance in distances) + ")" in stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "within 2 std" not in ok(sgmmq("inspect", run[0] / "model.zip", "--png", tmp_path / "off.png"))  # default 0: off
+
+
 def test_resume_after_an_interruption_gives_the_same_run(run: tuple[Path, str], tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
     assert "stopped at step 300" in ok(sgmmq("train", "CartPole-v1", "--seed", "0", "--out", out, *TINY, "--stop-after", "300"))

@@ -346,6 +346,66 @@ def test_the_gaussians_of_a_2d_task_are_drawn_over_the_greedy_action(tmp_path: P
     assert (tmp_path / "car.png").stat().st_size > 10_000
 
 
+def test_coverage_is_the_mahalanobis_distance_to_the_nearest_visited_state_under_the_state_marginal() -> None:
+    """Closed forms on a hand-built 2-component model of MountainCar (state 2-D): a component whose
+    state mean is a visited state is at 0; one 0.3 from the nearest visited state along s0, with state
+    std 0.1 and a state-action correlation (so the conditional precision P_xx would say more), is at 3."""
+    import torch
+
+    from sgmmq import inspection, runs
+    from sgmmq.envs import get_task
+
+    model = runs.build_model(get_task("MountainCar-v0"), 0, {"policy_kwargs": {"n_components": 2}})
+    q_net, policy = model.policy.q_net, model.policy
+    scaled = torch.tensor([[0.0, 0.0], [0.5, -0.5]])
+    raw = (scaled * policy.obs_half_width.cpu() + policy.obs_center.cpu()).numpy()
+    np.testing.assert_allclose(inspection.scaled_states(model, raw), scaled.numpy(), atol=1e-6)
+    d, dim = q_net.state_dim, q_net.dim
+    covariance = torch.eye(dim, dtype=torch.float64) * 0.1**2
+    covariance[0, d] = covariance[d, 0] = 0.8 * 0.1**2  # s0 correlated with the first action coordinate
+    with torch.no_grad():
+        q_net.euclidean[:, :2] = torch.tensor([[2.0, 1.0], [1.0, 1.0]])  # xi 2 and 1: components() order 0, 1
+        q_net.euclidean[0, 2:2 + d] = torch.as_tensor(inspection.scaled_states(model, raw[1:]))[0]
+        q_net.euclidean[1, 2:2 + d] = torch.tensor([0.5 + 0.3, -0.5])  # nearest visited state: (0.5, -0.5)
+        q_net.precisions[1] = torch.linalg.inv(covariance).float()
+    distances = inspection.coverage(model, raw)
+    assert distances[0] == pytest.approx(0.0, abs=1e-6)
+    assert distances[1] == pytest.approx(3.0, rel=1e-5)
+    conditional = float(torch.linalg.inv(covariance)[0, 0].sqrt() * 0.3)  # 3 / sqrt(1 - 0.8^2) = 5: not what is asked
+    assert conditional == pytest.approx(5.0) and distances[1] != pytest.approx(conditional)
+    with pytest.raises(ValueError, match=r"shape \(N, 2\), got shape \(2, 3\)"):
+        inspection.coverage(model, np.zeros((2, 3)))
+
+
+def test_the_visited_states_are_every_observation_of_greedy_episodes_and_are_drawn(tmp_path: Path) -> None:
+    """``visited_states`` sees every reset and step of the episodes SB3's ``evaluate_policy`` plays on
+    the same seeded env; ``draw`` puts them in the picture (another picture than without them)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sgmmq import inspection, runs
+    from sgmmq.envs import get_task
+    from sgmmq.envs.factory import make_env
+
+    task = get_task("MountainCar-v0")
+    model = runs.build_model(task, 0, {"policy_kwargs": {"n_components": 5}})
+    states = inspection.visited_states(model, "MountainCar-v0", episodes=2, seed=3)
+    reference = DummyVecEnv([lambda: make_env(task)])
+    reference.seed(3)  # its first reset is reset(seed=3), the later ones continue the stream
+    _, lengths = evaluate_policy(model, reference, n_eval_episodes=2, deterministic=True, return_episode_rewards=True)
+    assert states.shape == (sum(lengths) + 2, 2)
+    np.testing.assert_array_equal(states[0], make_env(task).reset(seed=3)[0])
+    inspection.draw(model, tmp_path / "without.png", "untrained")
+    inspection.draw(model, tmp_path / "with.png", "untrained", states=states)
+    assert (tmp_path / "with.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "with.png").read_bytes() != (tmp_path / "without.png").read_bytes()
+    with pytest.raises(ValueError, match="non-empty array of observations"):
+        inspection.draw(model, tmp_path / "empty.png", states=np.zeros((0, 2)))
+    assert not (tmp_path / "empty.png").exists()
+    with pytest.raises(ValueError, match="episodes must be >= 1, got 0"):
+        inspection.visited_states(model, episodes=0)
+
+
 def test_the_full_verdict_says_which_side_needs_more_parameters_to_match() -> None:
     def runs(config: str, method: str, live: int) -> list[RunRecord]:
         return [RunRecord(id=config, status="ok", settings={}, task="?", label=method, config=config, seed=0, method=method,
