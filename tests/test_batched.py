@@ -463,3 +463,18 @@ def test_continuous_agents_act_in_the_box_save_load_and_evaluate(tmp_path):
         BatchedSGMMQ("Pendulum-v1", [0], continuous=True, exploration_noise=0.1)
     with pytest.raises(ValueError, match="CartPole-v1 has discrete actions: it has no continuous form"):
         BatchedSGMMQ("CartPole-v1", [0], continuous=True)
+
+
+def test_cli_trains_continuous_seeds_in_one_job(tmp_path, capsys):
+    argv = ["train", "Pendulum-v1", "--seeds", "0-1", "--continuous", "--steps", "300", "--out", str(tmp_path), "--no-progress",
+            "--eval-episodes", "1", "--set", "learning_starts=100", "--set", "policy_kwargs.n_components=4"]
+    assert cli.main(argv) == 0
+    for seed in (0, 1):
+        folder = tmp_path / f"Pendulum-v1-s{seed}"
+        run = runs.json.loads((folder / runs.RUN_FILE).read_text())
+        assert run["continuous"] is True and run["batched"]["seeds"] == [0, 1]
+        model = SGMMQ.load(folder / runs.MODEL_FILE)
+        assert isinstance(model.action_space, gym.spaces.Box) and model.num_timesteps == 300
+    capsys.readouterr()
+    assert cli.main(["eval", str(tmp_path / "Pendulum-v1-s1" / runs.MODEL_FILE), "--episodes", "1"]) == 0
+    assert "Pendulum-v1: score" in capsys.readouterr().out
