@@ -63,6 +63,19 @@ def _assert_close(single: SGMMQ, batched_net, s: int, alive: torch.Tensor) -> No
     torch.testing.assert_close(batched_net.offset.data[s], q.offset.data, rtol=0, atol=1e-6)
 
 
+def _step_side_by_side(batched: BatchedSGMMQ, singles: list[SGMMQ], seeds: list[int], windows: list[dict], steps: int) -> None:
+    """Each single agent and the stack on the same windows and mini-batch indices; equal after every step."""
+    _fill(batched, windows)
+    upper = len(windows[0]["obs"])
+    for step in range(steps):
+        for s, single in zip(seeds, singles):
+            np.random.seed(1000 * s + step)
+            single.train(gradient_steps=1, batch_size=32)
+        batched.train_step(np.stack([_indices(s, step, upper, 32) for s in seeds]))
+        for s, single in enumerate(singles):
+            _assert_close(single, batched.q_net, s, batched.alive[s])
+
+
 OPTIONS = [{}, {"double_q": True}, {"n_steps": 3}, {"policy_kwargs": {"precision": "diagonal"}}, {"loss": "huber"}]
 
 
@@ -96,14 +109,7 @@ def test_three_agents_each_take_their_single_agents_steps_and_prune_apart(option
     windows = [_window(10 + s, 200) for s in seeds]
     singles = [_single(s, w, **hyperparameters) for s, w in zip(seeds, windows)]
     batched = BatchedSGMMQ("CartPole-v1", seeds, **hyperparameters)
-    _fill(batched, windows)
-    for step in range(6):
-        for s, single in zip(seeds, singles):
-            np.random.seed(1000 * s + step)
-            single.train(gradient_steps=1, batch_size=32)
-        batched.train_step(np.stack([_indices(s, step, 200, 32) for s in seeds]))
-        for s, single in enumerate(singles):
-            _assert_close(single, batched.q_net, s, batched.alive[s])
+    _step_side_by_side(batched, singles, seeds, windows, 6)
     sizes = batched.live_components
     assert max(sizes) < 12 and (len(set(sizes)) > 1 or options), sizes  # pruned; apart at least with the defaults
     for model, single in zip(batched.models(), singles):
@@ -429,14 +435,7 @@ def test_continuous_agents_take_their_single_agents_steps(options):
     singles = [_continuous_single(s, w, **hyperparameters) for s, w in zip(seeds, windows)]
     batched = BatchedSGMMQ("Pendulum-v1", seeds, continuous=True, **hyperparameters)
     assert batched.window["actions"].shape == (2, batched.window_size, 1)
-    _fill(batched, windows)
-    for step in range(4):
-        for s, single in zip(seeds, singles):
-            np.random.seed(1000 * s + step)
-            single.train(gradient_steps=1, batch_size=32)
-        batched.train_step(np.stack([_indices(s, step, 200, 32) for s in seeds]))
-        for s, single in enumerate(singles):
-            _assert_close(single, batched.q_net, s, batched.alive[s])
+    _step_side_by_side(batched, singles, seeds, windows, 4)
     for model, single in zip(batched.models(), singles):
         assert model.live_components == single.live_components
         np.testing.assert_array_equal(model.replay_buffer.actions[:200], single.replay_buffer.actions[:200])
