@@ -476,7 +476,7 @@ def td_target(snapshot: GMMQFunction, next_states: torch.Tensor, rewards: torch.
               discounts: Any, q_net: GMMQFunction | None = None) -> torch.Tensor:
     """``y = r + gamma (1 - terminated) Q_snapshot(s', pi(s'))``, ``pi`` greedy w.r.t. the snapshot
     (or, given ``q_net``: double Q-learning, w.r.t. the current Q). Shared by :class:`SGMMQ` and
-    :mod:`sgmmq.batched` (stacked agents: a leading seed axis on everything; discrete actions)."""
+    :mod:`sgmmq.batched` (stacked agents: a leading seed axis on everything)."""
     if q_net is not None and q_net.continuous:
         next_value = snapshot.q_sa(next_states, q_net.greedy(next_states)[0])
     elif q_net is not None:  # as before continuous actions, to the bit

@@ -169,7 +169,7 @@ class GMMQFunction(nn.Module):
 
     def encode(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``z = (x, e(a))`` for scaled states ``(B, d_x)`` and integer actions ``(B,)`` (or, continuous,
-        scaled actions ``(B, d_a)``); stacked agents (discrete): ``(S, B, d_x)`` and ``(S, B)``."""
+        scaled actions ``(B, d_a)``); stacked agents: ``(S, B, d_x)`` and ``(S, B)`` (or ``(S, B, d_a)``)."""
         if self.continuous:
             return torch.cat([states, actions.to(states.dtype).reshape(*states.shape[:-1], self.action_dim)], dim=-1)
         return torch.cat([states, self.codes[actions.long().reshape(states.shape[:-1])]], dim=-1)
