@@ -30,9 +30,10 @@ then its snapshot refreshed), ``double_q=True`` (:func:`~sgmmq.agent.td_target` 
 which keep each step's ``truncated`` flag for it), ``policy_kwargs=dict(precision="diagonal")``,
 any ``window_size`` (the windows are ``S x window_size`` arrays), and ``continuous=True`` (a Box-action
 task's native actions: the greedy argmax of :meth:`~sgmmq.mixture.GMMQFunction.greedy` on the stack,
-epsilon-uniform exploration over the box, actions stored scaled to ``[-1, 1]`` as SB3 stores them).
+epsilon-uniform exploration over the box and ``exploration_noise`` on the greedy actions, actions stored scaled
+to ``[-1, 1]`` as SB3 stores them).
 Refused by name (:data:`SUPPORTED`): ``pool="adaptive"``, ``target="residual"``, ``prune_min_support > 0``,
-``exploration_noise > 0``, geoopt's own optimizers.
+geoopt's own optimizers.
 Each agent's randomness is its own, so agent ``s``'s run depends only on ``s`` and the hyperparameters,
 never on the other seeds in the batch (a seed redone in another batch repeats its result bit for bit):
 its env is seeded with ``s`` (each sub-env keeps its own generator for every later reset, as a lone
@@ -65,7 +66,6 @@ SUPPORTED = {
     "mean_init": ("uniform", "data"),
     "double_q": (False, True),
     "prune_min_support": (0, 0.0),
-    "exploration_noise": (0, 0.0),
 }
 REFUSED_KEYS = ("replay_buffer_class", "replay_buffer_kwargs", "env", "seed", "policy")
 # tells an agent's generator apart from its env's, which gymnasium seeds with the bare seed
@@ -229,6 +229,7 @@ class BatchedSGMMQ:
         self.target_update_interval, self.prune_interval = first.target_update_interval, first.prune_interval
         self.sparsity_lambda = first.sparsity_lambda
         self.double_q, self.n_steps, self.loss = first.double_q, first.n_steps, first.loss
+        self.exploration_noise = first.exploration_noise  # std in the scaled box (continuous only; SGMMQ checks it)
         self._means_initialized = first.mean_init != "data"
         self.lr_schedule, self.exploration_schedule = first.lr_schedule, first.exploration_schedule
 
@@ -277,6 +278,8 @@ class BatchedSGMMQ:
         for s, rng in enumerate(self.rngs):  # each agent's own draws: one uniform, and an action if it explores
             if rng.random() < self.exploration_rate:
                 actions[s] = self._uniform(rng)
+            elif self.exploration_noise:  # SGMMQ.predict: Gaussian noise on a greedy continuous action, clipped to the box
+                actions[s] = np.clip(actions[s] + rng.normal(0.0, self.exploration_noise, self.action_dim), -1.0, 1.0)
         return actions
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:

@@ -458,8 +458,13 @@ def test_continuous_agents_act_in_the_box_save_load_and_evaluate(tmp_path):
         assert actions.shape == (32, 1) and (np.abs(actions) <= 2).all()
         mean, _ = evaluate_policy(loaded, make_env(PENDULUM, seed=0, continuous=True), n_eval_episodes=1, deterministic=True)
         assert np.isfinite(mean)
-    with pytest.raises(ValueError, match="exploration_noise=0.1 is not supported by the batched trainer"):
-        BatchedSGMMQ("Pendulum-v1", [0], continuous=True, exploration_noise=0.1)
+    noisy = BatchedSGMMQ("Pendulum-v1", [2, 5], continuous=True, learning_starts=0, exploration_noise=0.3, exploration_initial_eps=0.0,
+                         exploration_final_eps=0.0, policy_kwargs={"n_components": 6})
+    quiet = BatchedSGMMQ("Pendulum-v1", [2, 5], continuous=True, learning_starts=0, exploration_initial_eps=0.0,
+                         exploration_final_eps=0.0, policy_kwargs={"n_components": 6})
+    state = np.random.default_rng(1).uniform(*PENDULUM.box, (2, 3)).astype(np.float32)
+    greedy, jittered = quiet.act(state), noisy.act(state)  # the same start (seeds 2 and 5): the noise alone differs
+    assert (np.abs(jittered) <= 1).all() and 0.05 < np.abs(jittered - greedy).max() < 1.5
     with pytest.raises(ValueError, match="CartPole-v1 has discrete actions: it has no continuous form"):
         BatchedSGMMQ("CartPole-v1", [0], continuous=True)
 
