@@ -221,7 +221,6 @@ class BatchedSGMMQ:
         self.continuous = first.policy.continuous
         if self.continuous:  # actions live scaled in [-1, 1]^d_a (SB3's buffer convention); the env takes its own units
             self.action_dim = int(first.action_space.shape[0])
-            self.action_low, self.action_high = first.action_space.low, first.action_space.high
         else:
             self.n_actions = int(first.action_space.n)
         self.gamma, self.batch_size, self.window_size = first.gamma, first.batch_size, first.buffer_size
@@ -284,9 +283,7 @@ class BatchedSGMMQ:
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
         """What the envs take: the indices, or the scaled actions in the box's units (SB3's ``unscale_action``)."""
-        if not self.continuous:
-            return actions
-        return (self.action_low + 0.5 * (actions + 1.0) * (self.action_high - self.action_low)).astype(np.float32)
+        return self.policy.unscale_action(actions).astype(np.float32) if self.continuous else actions
 
     def store(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
               truncated: np.ndarray | None = None) -> None:

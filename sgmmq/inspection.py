@@ -187,16 +187,18 @@ def visited_states(model: Any, task: Any = None, episodes: int = 5, seed: int = 
     task = get_task(task) if isinstance(task, str) else task
     env = make_env(task, continuous=task.has_continuous_form and is_continuous(model.action_space))
     observations = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed if episode == 0 else None)
-        observations.append(obs)
-        done = False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action)
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed if episode == 0 else None)
             observations.append(obs)
-            done = terminated or truncated
-    env.close()
+            done = False
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                obs, _, terminated, truncated, _ = env.step(action)
+                observations.append(obs)
+                done = terminated or truncated
+    finally:
+        env.close()
     return np.asarray(observations, dtype=np.float32)
 
 
