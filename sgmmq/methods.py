@@ -9,6 +9,7 @@ constructor, the task's registered defaults) in one place.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import asdict
 from typing import Any
@@ -19,12 +20,26 @@ from sgmmq.envs.tasks import Task, get_task
 SGMMQ_METHODS = ("sgmmq", "sgmmq_continuous")
 
 
-def sgmmq_hyperparameters(budget_key: str | None, budget: Any, overrides: dict[str, Any] | None) -> dict[str, Any]:
+def sgmmq_hyperparameters(budget_key: str | None, budget: Any, overrides: dict[str, Any] | None,
+                          task: str | None = None, task_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """S-GMM-QF's keyword arguments for a budget and overrides (a copy, as the run file records it):
-    what :func:`build` gives SGMMQ, and the study's batched jobs give every seed's agent."""
+    what :func:`build` gives SGMMQ, and the study's batched jobs give every seed's agent.
+
+    ``task_defaults``: the task's registered defaults the run was planned with (``None``: whatever the
+    registry holds). A registered default missing from it is passed explicitly at the signature's value,
+    so that a sweep planned without the task's defaults (``task_defaults: false``) trains without them."""
     hyperparameters = json.loads(json.dumps(overrides or {}))
     if budget_key == "n_components":
         hyperparameters.setdefault("policy_kwargs", {})["n_components"] = int(budget)
+    if task is not None and task_defaults is not None:
+        from sgmmq import registry
+        from sgmmq.agent import SGMMQ
+
+        signature = inspect.signature(SGMMQ.__init__).parameters
+        for name in registry.task_hyperparameters(task):
+            if name not in task_defaults and name not in hyperparameters:
+                default = signature[name].default
+                hyperparameters[name] = {} if name == "policy_kwargs" else default
     return hyperparameters
 
 
@@ -37,6 +52,7 @@ def build(
     overrides: dict[str, Any] | None = None,
     steps: int | None = None,
     logger: Any = None,
+    task_defaults: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The model (its training env seeded ``seed``) and the hyperparameters it was built with.
 
@@ -48,7 +64,7 @@ def build(
     if method in SGMMQ_METHODS:
         from sgmmq import runs
 
-        hyperparameters = sgmmq_hyperparameters(budget_key, budget, overrides)
+        hyperparameters = sgmmq_hyperparameters(budget_key, budget, overrides, task.env_id, task_defaults)
         model = runs.build_model(task, seed, hyperparameters, continuous=method == "sgmmq_continuous")
         recorded = runs.with_task_gamma(task, hyperparameters)
     else:

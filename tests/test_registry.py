@@ -24,10 +24,28 @@ def fake_task():
     del gym.registry[FAKE]
 
 
-def test_every_suite_task_is_registered_with_its_box_and_no_defaults():
+def test_every_suite_task_is_registered_with_its_box_and_its_declared_defaults():
     for env_id, task in TASKS.items():
         assert registry.declared_box(env_id) == (task.obs_low, task.obs_high)
-        assert registry.task_hyperparameters(env_id) == {}
+        assert registry.task_hyperparameters(env_id) == task.sgmmq_defaults
+    # only LunarLander has defaults of its own (issue 16); the classic-control tasks take the signature's
+    assert [env_id for env_id, task in TASKS.items() if task.sgmmq_defaults] == ["LunarLander-v3"]
+
+
+def test_lunarlander_trains_with_its_registered_defaults_unless_told_otherwise():
+    pytest.importorskip("Box2D")
+    model = SGMMQ("GMMPolicy", "LunarLander-v3")
+    assert (model.mean_init, model.buffer_size, model.double_q, model.n_steps) == ("data", 50_000, True, 3)
+    assert model.policy.q_net.n_components == 64
+    # the batched trainer builds its agents the same way (one ordinary SGMMQ per seed)
+    from sgmmq.batched import BatchedSGMMQ
+    batched = BatchedSGMMQ("LunarLander-v3", [0, 1], learning_starts=10)
+    assert (batched.window_size, batched.double_q, batched.n_steps, batched.q_net.n_components) == (50_000, True, 3, 64)
+    assert not batched._means_initialized  # data-placed means wait for the first visited points
+    explicit = SGMMQ("GMMPolicy", "LunarLander-v3", mean_init="uniform", window_size=1_000, n_steps=1,
+                     policy_kwargs={"n_components": 8})
+    assert (explicit.mean_init, explicit.buffer_size, explicit.double_q, explicit.n_steps) == ("uniform", 1_000, True, 1)
+    assert explicit.policy.q_net.n_components == 8
 
 
 def test_a_registered_task_gives_its_box_and_hyperparameters(fake_task):
@@ -122,3 +140,29 @@ def test_train_tuning_the_study_and_the_zoo_get_the_registered_defaults(cartpole
 
     zoo.register()  # the Zoo constructs ALGOS["sgmmq"](env=..., **its yml row): the class itself
     assert rl_zoo3.ALGOS["sgmmq"] is SGMMQ and rl_zoo3.ALGOS["sgmmq"]("GMMPolicy", "CartPole-v1").batch_size == 16
+
+
+def test_a_sweep_can_train_without_the_registered_defaults(cartpole_defaults) -> None:
+    """Ablations are measured against the signature's defaults (``task_defaults: false``), and their
+    finished runs keep matching after a task gains defaults of its own."""
+    from sgmmq.methods import build
+    from sgmmq.study import config
+
+    sweep = {"name": "t", "tasks": ["CartPole-v1"], "seeds": 1, "steps": 100,
+             "methods": [{"method": "sgmmq", "n_components": [4]}, {"method": "sgmmq", "label": "b8", "n_components": [4],
+                                                                   "overrides": {"batch_size": 8}}]}
+    with_defaults, without = config.expand(sweep), config.expand({**sweep, "task_defaults": False})
+    assert [run.task_defaults for run in with_defaults] == [{"batch_size": 16}] * 2
+    assert all("task_defaults" not in run.settings() for run in without)  # as files written before any defaults
+    for run, batch in zip(with_defaults, (16, 8)):
+        assert build(run.method, run.task, 0, run.budget_key, run.budget, run.overrides, task_defaults=run.task_defaults)[0].batch_size == batch
+    for run, batch in zip(without, (32, 8)):  # the signature's 32 unless the entry sets it
+        model, recorded = build(run.method, run.task, 0, run.budget_key, run.budget, run.overrides, task_defaults=run.task_defaults)
+        assert model.batch_size == batch and recorded["batch_size"] == batch
+    # the batched jobs' arguments come from the same function
+    from sgmmq.methods import sgmmq_hyperparameters
+
+    assert sgmmq_hyperparameters("n_components", 4, {}, "CartPole-v1", {}) == {"policy_kwargs": {"n_components": 4}, "batch_size": 32}
+    assert sgmmq_hyperparameters("n_components", 4, {}, "CartPole-v1", {"batch_size": 16}) == {"policy_kwargs": {"n_components": 4}}
+    with pytest.raises(ValueError, match="task_defaults must be true or false"):
+        config.expand({**sweep, "task_defaults": "no"})

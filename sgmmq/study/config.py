@@ -9,6 +9,7 @@ eval_every: 500           # steps between evaluations during training
 eval_episodes: 5          # deterministic episodes per intermediate evaluation
 final_eval_episodes: null # null: the task's eval_episodes
 batch: true               # S-GMM-QF's seeds of a (task, config) as one batched job (sgmmq.batched); false: one process per seed
+task_defaults: true       # S-GMM-QF takes each task's registered defaults (envs/tasks.py); false: the signature's (ablations)
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
     n_components: [8, 32]
@@ -47,7 +48,7 @@ from sgmmq.methods import SGMMQ_METHODS
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", "seeds", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description",
-             "batch"}
+             "batch", "task_defaults"}
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ def check(config: Any, where: str = "config") -> None:
             raise ValueError(f"{where}: {key} must be a string, got {config[key]!r}")
     if "batch" in config and not isinstance(config["batch"], bool):
         raise ValueError(f"{where}: batch must be true or false, got {config['batch']!r}")
+    if "task_defaults" in config and not isinstance(config["task_defaults"], bool):
+        raise ValueError(f"{where}: task_defaults must be true or false, got {config['task_defaults']!r}")
     for env_id in config["tasks"]:
         if not isinstance(env_id, str):
             raise ValueError(f"{where}: tasks: {env_id!r} is not a task id; known: {', '.join(_known_tasks())}")
@@ -338,7 +341,8 @@ def expand(config: dict[str, Any]) -> list[Run]:
                         method=entry["method"], label=entry.get("label", entry["method"]), budget_key=key,
                         budget=budget, seed=seeds[position], overrides=dict(entry.get("overrides") or {}),
                         steps=steps, eval_every=eval_every, **common,
-                        task_defaults=registry.task_hyperparameters(common["task"]) if entry["method"] in SGMMQ_METHODS else {},
+                        task_defaults=registry.task_hyperparameters(common["task"])
+                        if entry["method"] in SGMMQ_METHODS and config.get("task_defaults", True) else {},
                     ))
     ids = [run.id for run in runs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

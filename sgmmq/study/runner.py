@@ -93,7 +93,7 @@ def _build(run: Run, task: Any) -> tuple[Any, dict[str, Any]]:
     from sgmmq.methods import build
 
     return build(run.method, task, run.seed, run.budget_key, run.budget, run.overrides, steps=run.steps,
-                 logger=Logger(folder=None, output_formats=[]))
+                 logger=Logger(folder=None, output_formats=[]), task_defaults=run.task_defaults)
 
 
 def _finish(run: Run, task: Any, model: Any, curve: list[dict[str, Any]], train_seconds: float, curve_seconds: float,
@@ -190,7 +190,7 @@ def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         torch.set_num_threads(1)
         provenance.update(versions=versions(), machine=machine())
         task = get_task(first.task)
-        hyperparameters = sgmmq_hyperparameters(first.budget_key, first.budget, first.overrides)
+        hyperparameters = sgmmq_hyperparameters(first.budget_key, first.budget, first.overrides, first.task, first.task_defaults)
         batched = BatchedSGMMQ(first.task, [run.seed for run in runs], continuous=first.method == "sgmmq_continuous", **hyperparameters)
         curves: list[list[dict[str, Any]]] = [[] for _ in runs]
         curve_seconds = [0.0] * len(runs)
@@ -366,7 +366,7 @@ def _batchable(run: Run) -> bool:
 
     try:
         model, _ = build(run.method, run.task, run.seed, run.budget_key, run.budget, run.overrides,
-                         logger=Logger(folder=None, output_formats=[]))
+                         logger=Logger(folder=None, output_formats=[]), task_defaults=run.task_defaults)
     except Exception:  # noqa: BLE001 -- the single run will record the error
         return False
     try:
