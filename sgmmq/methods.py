@@ -38,8 +38,7 @@ def sgmmq_hyperparameters(budget_key: str | None, budget: Any, overrides: dict[s
         signature = inspect.signature(SGMMQ.__init__).parameters
         for name in registry.task_hyperparameters(task):
             if name not in task_defaults and name not in hyperparameters:
-                default = signature[name].default
-                hyperparameters[name] = {} if name == "policy_kwargs" else default
+                hyperparameters[name] = signature[name].default
     return hyperparameters
 
 
