@@ -32,7 +32,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from sgmmq import modelfile, registry
-from sgmmq.mixture import MEAN_INITS, GMMQFunction
+from sgmmq.mixture import MEAN_INITS, GMMQFunction, mixture_gradients, mixture_terms
 from sgmmq.policies import GMMPolicy, check_spaces
 from sgmmq.pool import POOLS, birth_sites, support
 from sgmmq.sparsity import Pruner, hadamard_penalty
@@ -259,18 +259,18 @@ class SGMMQ(OffPolicyAlgorithm):
             # the window holds only finite observations (checked in _store_transition)
             states = self.policy.scale(data.observations, check=False)
             actions = self._actions(data)
-            if self.target == "snapshot":
-                td_error = q_net.q_sa(states, actions) - self._td_target(data)
+            self.policy.optimizer.zero_grad(set_to_none=True)
+            if self.target == "snapshot":  # the target is a constant: the gradient in closed form, no autograd graph
+                td_loss = closed_form_gradients(q_net, q_net.encode(states, actions), self._td_target(data), self.loss,
+                                                self.sparsity_lambda)
             else:  # full Bellman residual: gradient flows through Q(s', pi(s')) too
                 next_states = self.policy.scale(data.next_observations, check=False)
                 next_actions = self.policy.q_net_target.greedy(next_states)[0]
                 both = q_net.q_z(torch.cat([q_net.encode(states, actions), q_net.encode(next_states, next_actions)]))
                 q_sa, q_next = both.split(states.shape[0])
                 td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
-            td_loss = temporal_difference_loss(td_error, self.loss)
-            loss = td_loss + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
-            self.policy.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+                td_loss = temporal_difference_loss(td_error, self.loss)
+                (td_loss + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)).backward()
             self.policy.optimizer.step()
             losses.append(td_loss.item())
             self._n_updates += 1
@@ -494,6 +494,30 @@ def temporal_difference_loss(td_error: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "huber":  # the single agent's, as before to the bit
         return F.smooth_l1_loss(td_error, torch.zeros_like(td_error))
     return td_error.square().mean(-1)
+
+
+@torch.no_grad()
+def closed_form_gradients(q_net: GMMQFunction, z: torch.Tensor, target: torch.Tensor, loss: str, sparsity_lambda: float) -> torch.Tensor:
+    """Set ``.grad`` of every parameter of ``q_net`` to the gradient of the TD loss of ``Q(z)`` against the
+    constant ``target`` plus the Hadamard penalty; returns the TD loss (one value per stacked agent).
+
+    The same gradient as ``(temporal_difference_loss(q_net.q_z(z) - target, loss) + hadamard_penalty(...)).backward()``
+    (tested), without an autograd graph: ``dL/dq`` is ``2 (Q - y) / B`` (squared) or ``clip(Q - y, -1, 1) / B``
+    (Huber), :func:`~sgmmq.mixture.mixture_gradients` carries it to the parameters, and the penalty adds
+    ``lambda u`` and ``lambda v``. Shared by :class:`SGMMQ` and :mod:`sgmmq.batched`.
+    """
+    offset = q_net.offset if q_net.offset is not None else q_net.u.new_zeros(q_net.u.shape[:-1] + (1,))
+    _, _, features, bumps, q = mixture_terms(z, q_net.euclidean, offset, q_net.precisions, q_net.normalized)
+    td_error = q - target
+    td_loss = temporal_difference_loss(td_error, loss)
+    grad_q = (td_error.clamp(-1.0, 1.0) if loss == "huber" else 2.0 * td_error) / td_error.shape[-1]
+    _, grad_euclidean, grad_offset, grad_precisions = mixture_gradients(
+        grad_q, z, q_net.euclidean, q_net.precisions, features, bumps, q_net.normalized, q_net.precision == "diagonal")
+    grad_euclidean[..., :2] += sparsity_lambda * q_net.euclidean[..., :2]  # d/d(u, v) of lambda/2 (|u|^2 + |v|^2)
+    q_net.euclidean.grad, q_net.precisions.grad = grad_euclidean, grad_precisions
+    if q_net.offset is not None:
+        q_net.offset.grad = grad_offset
+    return td_loss
 
 
 def _is_int(value: Any) -> bool:

@@ -9,8 +9,9 @@ seed axis makes every one of those calls serve S agents:
   :class:`~sgmmq.optim.FusedRiemannianAdam` step (``component_dims = 2``: the same steps as S
   separate optimizers);
 - the loss is the sum over agents of each agent's SGMMQ loss, so each agent's gradient is its own:
-  :meth:`GMMQFunction.q_sa`, :func:`sgmmq.agent.td_target`, :func:`sgmmq.agent.temporal_difference_loss`
-  and :func:`sgmmq.sparsity.hadamard_penalty` are the single agent's functions, called on the stack;
+  :meth:`GMMQFunction.encode`, :func:`sgmmq.agent.td_target` and :func:`sgmmq.agent.closed_form_gradients`
+  (the TD loss and the Hadamard penalty's gradient without an autograd graph) are the single agent's
+  functions, called on the stack;
 - the S environments are one Gymnasium vector env (CartPole-v1: gymnasium's numpy
   ``CartPoleVectorEnv``; other tasks: a ``SyncVectorEnv`` of the task's env), reset in the same
   step as an episode ends, so every step is a transition for every agent, as in SGMMQ;
@@ -54,9 +55,8 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from sgmmq.agent import SGMMQ, temporal_difference_loss, td_target
+from sgmmq.agent import SGMMQ, closed_form_gradients, td_target
 from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
-from sgmmq.sparsity import hadamard_penalty
 
 # options the batched trainer follows; any other value is refused by name
 SUPPORTED = {
@@ -244,10 +244,17 @@ class BatchedSGMMQ:
 
         obs_dim = first.observation_space.shape[0]
         s, w = self.n_seeds, self.window_size
-        self.window = {"obs": np.zeros((s, w, obs_dim), np.float32), "next_obs": np.zeros((s, w, obs_dim), np.float32),
-                       "actions": np.zeros((s, w, self.action_dim), np.float32) if self.continuous else np.zeros((s, w), np.int64),
-                       "rewards": np.zeros((s, w), np.float32),
-                       "terminated": np.zeros((s, w), np.float32), "truncated": np.zeros((s, w), np.float32)}
+        # every field of a transition in one float32 row, so that a mini-batch is one gather; ``window[key]``
+        # are views of it (a discrete action's index is stored exactly as a float)
+        widths = {"obs": obs_dim, "next_obs": obs_dim, "actions": self.action_dim if self.continuous else None,
+                  "rewards": None, "terminated": None, "truncated": None}  # None: one scalar column
+        self._packed = np.zeros((s, w, sum(width or 1 for width in widths.values())), np.float32)
+        self._columns: dict[str, Any] = {}
+        start = 0
+        for key, width in widths.items():
+            self._columns[key] = slice(start, start + width) if width else start
+            start += width or 1
+        self.window = {key: self._packed[:, :, column] for key, column in self._columns.items()}
         self.pos, self.full = 0, False
         self._rows = np.arange(s)[:, None]
         self.rngs = [agent_rng(seed) for seed in self.seeds]  # each agent's own draws
@@ -320,8 +327,9 @@ class BatchedSGMMQ:
         """Each agent's mini-batch at ``indices (S, B)`` and the bootstrap discounts: ``gamma``, or for
         ``n_steps > 1`` SB3's ``NStepReplayBuffer`` arithmetic per agent (see :func:`n_step_sample`)."""
         if self.n_steps == 1:
+            rows = torch.from_numpy(self._packed[self._rows, indices])  # (S, B, fields): one gather
             keys = ("obs", "next_obs", "actions", "rewards", "terminated")
-            return {key: torch.as_tensor(self.window[key][self._rows, indices]) for key in keys}, self.gamma
+            return {key: rows[..., self._columns[key]] for key in keys}, self.gamma
         batch = n_step_sample(self.window, indices, self.n_steps, self.gamma, self.pos, self.window_size)
         discounts = torch.as_tensor(batch.pop("discounts"))
         return {key: torch.as_tensor(value) for key, value in batch.items()}, discounts
@@ -341,11 +349,8 @@ class BatchedSGMMQ:
         next_states = self.policy.scale(batch["next_obs"], check=False)
         target = td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], discounts,
                            q_net=q_net if self.double_q else None)
-        td_error = q_net.q_sa(states, batch["actions"]) - target
-        td_loss = temporal_difference_loss(td_error, self.loss)  # (S,): each agent's own loss
-        loss = td_loss.sum() + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # the gradient of the sum over agents of each agent's loss: each agent's own gradient
+        td_loss = closed_form_gradients(q_net, q_net.encode(states, batch["actions"]), target, self.loss, self.sparsity_lambda)
         self.optimizer.step()
         self._n_updates += 1
         if self._n_updates % self.prune_interval == 0:

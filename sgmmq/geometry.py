@@ -57,12 +57,15 @@ class BoundedSPD(SymmetricPositiveDefinite):
         """Spectral clipping of symmetric ``x``, done only for the matrices outside the bounds.
 
         ``X - eig_min I`` and ``eig_max I - X`` both admit a Cholesky factor exactly when every
-        eigenvalue lies strictly inside the bounds: one batched factorization of both (only its
-        success flags are read) spares the eigen-decomposition at almost every step.
+        eigenvalue lies strictly inside the bounds: a batched factorization (only its success flags
+        are read) spares the eigen-decomposition at almost every step.
         """
         eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-        info = torch.linalg.cholesky_ex(torch.stack([x - self.eig_min * eye, self.eig_max * eye - x])).info
-        inside = (info == 0).all(0)
+        inside = torch.linalg.cholesky_ex(x - self.eig_min * eye).info == 0
+        # eig_max I - X needs its own factorization only where the trace (the largest eigenvalue's upper
+        # bound, once the lower bound holds) reaches eig_max: rarely, so usually one Cholesky, not two
+        if not bool((torch.diagonal(x, dim1=-2, dim2=-1).sum(-1) < self.eig_max).all()):
+            inside = inside & (torch.linalg.cholesky_ex(self.eig_max * eye - x).info == 0)
         if bool(inside.all()):
             return x
         return torch.where(inside[..., None, None], x, clamp_eigenvalues(x, self.eig_min, self.eig_max))

@@ -30,6 +30,38 @@ def test_q_without_autograd_is_the_same_arithmetic(normalized):
     assert torch.equal(lean, reference.detach())
 
 
+@pytest.mark.parametrize("loss", ["squared", "huber"])
+@pytest.mark.parametrize("variant", [{}, {"normalized": True}, {"precision": "diagonal"}, {"offset": False}, {"stacked": 3}])
+def test_closed_form_gradients_equal_autograds(loss, variant):
+    """The update's gradient without an autograd graph (what SGMMQ and the batched trainer step on) against
+    autograd through MixtureValue, the TD loss and the Hadamard penalty, in float64: every parameter, every option."""
+    from sgmmq.agent import closed_form_gradients, temporal_difference_loss
+    from sgmmq.sparsity import hadamard_penalty
+
+    variant = dict(variant)
+    stacked = variant.pop("stacked", None)
+    torch.manual_seed(1)
+    q = GMMQFunction(4, 3, n_components=6, **variant).double()
+    lead = () if stacked is None else (stacked,)
+    with torch.no_grad():
+        q.euclidean.data = (q.euclidean.data + 0.3 * torch.randn_like(q.euclidean)).expand(*lead, -1, -1).clone()
+        q.precisions.data = q.precisions.data.expand(*lead, -1, -1, -1).clone() * torch.rand(*lead, 6, 1, 1, dtype=torch.float64).add(0.5)
+        if q.offset is not None:
+            q.offset.data = torch.randn(*lead, 1, dtype=torch.float64)
+    z = torch.rand(*lead, 20, q.dim, dtype=torch.float64) * 2 - 1
+    target = 3 * torch.randn(*lead, 20, dtype=torch.float64)  # TD errors on both sides of Huber's kink
+    td = temporal_difference_loss(q.q_z(z) - target, loss)
+    (td.sum() + hadamard_penalty(q.u, q.v, 0.01)).backward()
+    reference = {name: p.grad.clone() for name, p in q.named_parameters()}
+    for p in q.parameters():
+        p.grad = None
+    got = closed_form_gradients(q, z, target, loss, 0.01)
+    torch.testing.assert_close(got, td.detach(), rtol=1e-12, atol=1e-12)
+    assert set(reference) == {name for name, p in q.named_parameters() if p.grad is not None}
+    for name, p in q.named_parameters():
+        torch.testing.assert_close(p.grad, reference[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
 def test_lean_predict_answers_as_sb3s_predict():
     from stable_baselines3.common.policies import BasePolicy
 
