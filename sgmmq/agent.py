@@ -499,12 +499,28 @@ def temporal_difference_loss(td_error: torch.Tensor, loss: str) -> torch.Tensor:
 @torch.no_grad()
 def closed_form_gradients(q_net: GMMQFunction, z: torch.Tensor, target: torch.Tensor, loss: str, sparsity_lambda: float) -> torch.Tensor:
     """Set ``.grad`` of every parameter of ``q_net`` to the gradient of the TD loss of ``Q(z)`` against the
-    constant ``target`` plus the Hadamard penalty; returns the TD loss (one value per stacked agent).
+    constant ``target`` plus the Hadamard penalty (:func:`td_gradients`); returns the TD loss (one value per
+    stacked agent). Shared by :class:`SGMMQ` and :mod:`sgmmq.batched`."""
+    td_loss, *grads = td_gradients(q_net, z, target, loss, sparsity_lambda)
+    set_gradients(q_net, grads)
+    return td_loss
+
+
+def set_gradients(q_net: GMMQFunction, grads: Any) -> None:
+    """``(dL/d euclidean, dL/d offset, dL/d precisions)`` into the parameters' ``.grad``."""
+    q_net.euclidean.grad, offset_grad, q_net.precisions.grad = grads
+    if q_net.offset is not None:
+        q_net.offset.grad = offset_grad
+
+
+def td_gradients(q_net: GMMQFunction, z: torch.Tensor, target: torch.Tensor, loss: str, sparsity_lambda: float) -> tuple[torch.Tensor, ...]:
+    """``(TD loss, dL/d euclidean, dL/d offset, dL/d precisions)`` of the TD loss of ``Q(z)`` against the constant
+    ``target`` plus the Hadamard penalty, a pure function of its inputs (no ``.grad`` written, no autograd graph).
 
     The same gradient as ``(temporal_difference_loss(q_net.q_z(z) - target, loss) + hadamard_penalty(...)).backward()``
-    (tested), without an autograd graph: ``dL/dq`` is ``2 (Q - y) / B`` (squared) or ``clip(Q - y, -1, 1) / B``
-    (Huber), :func:`~sgmmq.mixture.mixture_gradients` carries it to the parameters, and the penalty adds
-    ``lambda u`` and ``lambda v``. Shared by :class:`SGMMQ` and :mod:`sgmmq.batched`.
+    (tested): ``dL/dq`` is ``2 (Q - y) / B`` (squared) or ``clip(Q - y, -1, 1) / B`` (Huber),
+    :func:`~sgmmq.mixture.mixture_gradients` carries it to the parameters, and the penalty adds
+    ``lambda u`` and ``lambda v``.
     """
     offset = q_net.offset if q_net.offset is not None else q_net.u.new_zeros(q_net.u.shape[:-1] + (1,))
     _, _, features, bumps, q = mixture_terms(z, q_net.euclidean, offset, q_net.precisions, q_net.normalized)
@@ -513,11 +529,9 @@ def closed_form_gradients(q_net: GMMQFunction, z: torch.Tensor, target: torch.Te
     grad_q = (td_error.clamp(-1.0, 1.0) if loss == "huber" else 2.0 * td_error) / td_error.shape[-1]
     _, grad_euclidean, grad_offset, grad_precisions = mixture_gradients(
         grad_q, z, q_net.euclidean, q_net.precisions, features, bumps, q_net.normalized, q_net.precision == "diagonal")
-    grad_euclidean[..., :2] += sparsity_lambda * q_net.euclidean[..., :2]  # d/d(u, v) of lambda/2 (|u|^2 + |v|^2)
-    q_net.euclidean.grad, q_net.precisions.grad = grad_euclidean, grad_precisions
-    if q_net.offset is not None:
-        q_net.offset.grad = grad_offset
-    return td_loss
+    # d/d(u, v) of lambda/2 (|u|^2 + |v|^2)
+    penalty = torch.cat([sparsity_lambda * q_net.euclidean[..., :2], torch.zeros_like(grad_euclidean[..., 2:])], -1)
+    return td_loss, grad_euclidean + penalty, grad_offset, grad_precisions
 
 
 def _is_int(value: Any) -> bool:

@@ -9,7 +9,7 @@ seed axis makes every one of those calls serve S agents:
   :class:`~sgmmq.optim.FusedRiemannianAdam` step (``component_dims = 2``: the same steps as S
   separate optimizers);
 - the loss is the sum over agents of each agent's SGMMQ loss, so each agent's gradient is its own:
-  :meth:`GMMQFunction.encode`, :func:`sgmmq.agent.td_target` and :func:`sgmmq.agent.closed_form_gradients`
+  :meth:`GMMQFunction.encode`, :func:`sgmmq.agent.td_target` and :func:`sgmmq.agent.td_gradients`
   (the TD loss and the Hadamard penalty's gradient without an autograd graph) are the single agent's
   functions, called on the stack;
 - the S environments are one Gymnasium vector env (CartPole-v1: gymnasium's numpy
@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from sgmmq.agent import SGMMQ, closed_form_gradients, td_target
+from sgmmq.agent import SGMMQ, set_gradients, td_gradients, td_target
 from sgmmq.optim import FusedRiemannianAdam, FusedRiemannianSGD
 
 # options the batched trainer follows; any other value is refused by name
@@ -199,11 +199,14 @@ class BatchedSGMMQ:
         Gymnasium id, as ``sgmmq train`` takes it.
     :param seeds: distinct non-negative seeds, one agent each.
     :param continuous: a Box-action task's native actions (``sgmmq train --continuous``), not its bins.
+    :param compile: run the TD target and the gradient (:meth:`td_gradients`) through ``torch.compile``: a few seconds
+        of compilation at the first update, then fewer, fused kernels every step (see ``results/speed``); the same
+        math, other float rounding. Needs a C compiler (torch's inductor backend).
     :param hyperparameters: SGMMQ's keyword arguments (``policy_kwargs`` included), the same for every
         agent; an option the batched trainer does not follow is refused by name.
     """
 
-    def __init__(self, env_id: str, seeds: Sequence[int], continuous: bool = False, **hyperparameters: Any) -> None:
+    def __init__(self, env_id: str, seeds: Sequence[int], continuous: bool = False, compile: bool = False, **hyperparameters: Any) -> None:
         from sgmmq import runs
 
         self.seeds = check_seeds(seeds)
@@ -240,6 +243,8 @@ class BatchedSGMMQ:
         self.snapshot = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = first.policy.optimizer_class(self.q_net.parameters(), lr=self.lr_schedule(1.0), **first.policy.optimizer_kwargs)
         self.alive = torch.ones(self.n_seeds, self.q_net.n_components, dtype=torch.bool)
+        # the pool keeps its size (pruned components are silenced, not cut), so every step has the same shapes
+        self._gradients = torch.compile(self.td_gradients, dynamic=False) if compile else self.td_gradients
         self.snapshot_alive = self.alive.clone()
 
         obs_dim = first.observation_space.shape[0]
@@ -344,18 +349,23 @@ class BatchedSGMMQ:
         if indices is None:
             indices = self._draw(self.batch_size)
         batch, discounts = self.sample(indices)
-        q_net = self.q_net
-        states = self.policy.scale(batch["obs"], check=False)
-        next_states = self.policy.scale(batch["next_obs"], check=False)
-        target = td_target(self.snapshot, next_states, batch["rewards"], batch["terminated"], discounts,
-                           q_net=q_net if self.double_q else None)
-        # the gradient of the sum over agents of each agent's loss: each agent's own gradient
-        td_loss = closed_form_gradients(q_net, q_net.encode(states, batch["actions"]), target, self.loss, self.sparsity_lambda)
+        with torch.no_grad():
+            td_loss, *grads = self._gradients(batch["obs"], batch["next_obs"], batch["actions"], batch["rewards"], batch["terminated"], discounts)
+        set_gradients(self.q_net, grads)
         self.optimizer.step()
         self._n_updates += 1
         if self._n_updates % self.prune_interval == 0:
             self.prune()
         return td_loss.detach()
+
+    def td_gradients(self, obs: torch.Tensor, next_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+                     terminated: torch.Tensor, discounts: Any) -> tuple[torch.Tensor, ...]:
+        """Each agent's TD loss and the gradient of the sum over agents of their losses (so each agent's
+        gradient is its own): :func:`sgmmq.agent.td_target` and :func:`sgmmq.agent.td_gradients`, the single
+        agent's functions, on the stack."""
+        states, next_states = self.policy.scale(obs, check=False), self.policy.scale(next_obs, check=False)
+        target = td_target(self.snapshot, next_states, rewards, terminated, discounts, q_net=self.q_net if self.double_q else None)
+        return td_gradients(self.q_net, self.q_net.encode(states, actions), target, self.loss, self.sparsity_lambda)
 
     @torch.no_grad()
     def refresh_snapshot(self) -> None:
@@ -499,12 +509,12 @@ def n_step_sample(window: dict[str, np.ndarray], indices: np.ndarray, n_steps: i
 
 
 def train_seeds(env_id: str, seeds: Sequence[int], total_timesteps: int, progress_bar: bool = False, continuous: bool = False,
-                **hyperparameters: Any) -> list[SGMMQ]:
+                compile: bool = False, **hyperparameters: Any) -> list[SGMMQ]:
     """Train one SGMMQ per seed, all in lockstep in this process; the trained agents as ``SGMMQ`` models.
 
     >>> models = train_seeds("CartPole-v1", range(10), 50_000)   # doctest: +SKIP
     >>> models = train_seeds("Pendulum-v1", range(5), 100_000, continuous=True)   # doctest: +SKIP
     """
-    batched = BatchedSGMMQ(env_id, seeds, continuous=continuous, **hyperparameters)
+    batched = BatchedSGMMQ(env_id, seeds, continuous=continuous, compile=compile, **hyperparameters)
     batched.learn(total_timesteps, progress_bar=progress_bar)
     return batched.models()

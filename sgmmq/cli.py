@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", default=None, metavar="SEEDS",
                        help="train one agent per seed, all in lockstep in this process (sgmmq.batched), e.g. 0-9 or 0,3,5-7; "
                             "--out then holds one run folder per seed, TASK-sSEED (default --out: runs)")
+    train.add_argument("--compile", action="store_true",
+                       help="with --seeds: the batched update through torch.compile (compiles at the first update, then faster steps)")
     train.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: runs/TASK-sSEED)")
     train.add_argument("--config", default=None, help="JSON/YAML file of hyperparameters (e.g. written by sgmmq tune)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -210,6 +212,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.seeds is not None:
         return _train_seeds(args)
+    if args.compile:
+        raise ValueError("--compile is for --seeds (the batched trainer); a single agent trains without it")
     if args.resume:
         out, task, run, model, curve = _resume(args)
     else:
@@ -265,7 +269,7 @@ def _train_seeds(args: argparse.Namespace) -> int:
     hyperparameters = runs.read_config(args.config) if args.config else {}
     hyperparameters = runs.merge(hyperparameters, runs.parse_overrides(args.overrides))
     steps = task.budget if args.steps is None else args.steps
-    trainer = batched.BatchedSGMMQ(task.env_id, seeds, continuous=args.continuous, **hyperparameters)
+    trainer = batched.BatchedSGMMQ(task.env_id, seeds, continuous=args.continuous, compile=args.compile, **hyperparameters)
     for folder in folders.values():
         if args.overwrite:
             _clear_run(folder)

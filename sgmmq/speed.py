@@ -46,6 +46,7 @@ PARTS = [
     ("    sample from the window", "buffers.py", "sample"),
     ("    Q-function evaluations (acting, snapshot, Q)", "sgmmq/mixture.py", "q_z"),
     ("    loss.backward", "torch/_tensor.py", "backward"),
+    ("    gradient in closed form (no autograd)", "sgmmq/agent.py", "closed_form_gradients"),
     ("    optimizer.step (sgmmq.optim)", "sgmmq/optim.py", "step"),
     ("    optimizer.step (geoopt)", "geoopt/optim/radam.py", "step"),
     ("    optimizer.zero_grad", "torch/optim/optimizer.py", "zero_grad"),

@@ -118,6 +118,25 @@ def test_three_agents_each_take_their_single_agents_steps_and_prune_apart(option
         torch.testing.assert_close(model.policy.q_net.euclidean.data, single.policy.q_net.euclidean.data, rtol=0, atol=1e-6)
 
 
+def test_a_compiled_update_takes_the_eager_steps():
+    """compile=True: the same update through torch.compile, equal to the eager one to float rounding over a few
+    steps (the same windows and indices for both)."""
+    seeds = [0, 1]
+    windows = [_window(10 + s, 200) for s in seeds]
+    runs_ = []
+    for compile_ in (False, True):
+        batched = BatchedSGMMQ("CartPole-v1", seeds, compile=compile_, policy_kwargs={"n_components": 8})
+        _fill(batched, windows)
+        rng = np.random.default_rng(3)
+        losses = [batched.train_step(rng.integers(0, 200, (2, batched.batch_size))) for _ in range(4)]
+        runs_.append((batched, torch.stack(losses)))
+    (eager, eager_losses), (compiled, compiled_losses) = runs_
+    torch.testing.assert_close(compiled_losses, eager_losses, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager.q_net.parameters(), compiled.q_net.parameters()):
+        torch.testing.assert_close(b.data, a.data, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(eager.q_net.euclidean.data, BatchedSGMMQ("CartPole-v1", seeds).q_net.euclidean.data)  # it moved
+
+
 def test_trained_agents_save_load_and_predict_as_before(tmp_path):
     models = train_seeds("CartPole-v1", [3, 7], 700, learning_starts=100, prune_interval=100, prune_threshold=0.05, sparsity_lambda=0.05)
     obs = np.random.default_rng(0).uniform(*TASK.box, (64, 4)).astype(np.float32)

@@ -91,7 +91,9 @@ def test_speed_readme_shows_before_and_after(tmp_path):
                 "profile": {"env_id": "CartPole-v1", "steps": 100, "us_per_step_unprofiled": us_sgmmq,
                             "parts_us_per_step": {speed.PARTS[0][0]: us_sgmmq * 1.5, optimizer_label: 400.0}}}
 
-    speed.write_readme(tmp_path, record(1000, 800, speed.PARTS[8][0]), before=record(1000, 1600, speed.PARTS[9][0]))
+    label = {part[0].strip(): part[0] for part in speed.PARTS}
+    speed.write_readme(tmp_path, record(1000, 800, label["optimizer.step (sgmmq.optim)"]),
+                       before=record(1000, 1600, label["optimizer.step (geoopt)"]))
     text = (tmp_path / "README.md").read_text()
     assert "| CartPole-v1 | before | 1,024 (2 x 512) | 1000 / 1600: **1.60** (1.60-1.60) | - |" in text
     assert "| CartPole-v1 | after | 1,024 (2 x 512) | 1000 / 800: **0.80** (0.80-0.80) | - |" in text
