@@ -199,7 +199,8 @@ class BatchedSGMMQ:
         Gymnasium id, as ``sgmmq train`` takes it.
     :param seeds: distinct non-negative seeds, one agent each.
     :param continuous: a Box-action task's native actions (``sgmmq train --continuous``), not its bins.
-    :param compile: run the TD target and the gradient (:meth:`td_gradients`) through ``torch.compile``: a few seconds
+    :param compile: run the TD target and the gradient (:meth:`td_gradients`), and the discrete greedy actions
+        (:meth:`greedy`), through ``torch.compile``: a few seconds
         of compilation at the first update, then fewer, fused kernels every step (see ``results/speed``); the same
         math, other float rounding. Needs a C compiler (torch's inductor backend).
     :param hyperparameters: SGMMQ's keyword arguments (``policy_kwargs`` included), the same for every
@@ -245,6 +246,7 @@ class BatchedSGMMQ:
         self.alive = torch.ones(self.n_seeds, self.q_net.n_components, dtype=torch.bool)
         # the pool keeps its size (pruned components are silenced, not cut), so every step has the same shapes
         self._gradients = torch.compile(self.td_gradients, dynamic=False) if compile else self.td_gradients
+        self._greedy = torch.compile(self.greedy, dynamic=False) if compile and not self.continuous else self.greedy
         self.snapshot_alive = self.alive.clone()
 
         obs_dim = first.observation_space.shape[0]
@@ -285,7 +287,7 @@ class BatchedSGMMQ:
         if self.continuous:
             actions = self.q_net.greedy(states)[0].squeeze(1).numpy().astype(np.float32)
         else:
-            actions = self.q_net.forward(states).argmax(dim=-1).squeeze(1).numpy()
+            actions = self._greedy(states).squeeze(1).numpy()
         for s, rng in enumerate(self.rngs):  # each agent's own draws: one uniform, and an action if it explores
             if rng.random() < self.exploration_rate:
                 actions[s] = self._uniform(rng)
@@ -357,6 +359,10 @@ class BatchedSGMMQ:
         if self._n_updates % self.prune_interval == 0:
             self.prune()
         return td_loss.detach()
+
+    def greedy(self, states: torch.Tensor) -> torch.Tensor:
+        """Each agent's greedy discrete actions at scaled states ``(S, B, d_x)``: ``(S, B)``."""
+        return self.q_net.forward(states).argmax(dim=-1)
 
     def td_gradients(self, obs: torch.Tensor, next_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
                      terminated: torch.Tensor, discounts: Any) -> tuple[torch.Tensor, ...]:
