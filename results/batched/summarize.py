@@ -31,9 +31,11 @@ def read(name: str) -> tuple[str, str, int, float, str, float]:
 
 def main() -> None:
     log, command, n_seeds, train_s, elapsed, cpu = read("cartpole_10x50k")
-    _, compiled_command, _, compiled_s, compiled_elapsed, compiled_cpu = read("cartpole_10x50k_compile")
+    compiled_log, compiled_command, _, compiled_s, compiled_elapsed, compiled_cpu = read("cartpole_10x50k_compile")
     rows = {int(m[1]): (int(m[2]), int(m[3].replace(",", "")), float(m[4]), float(m[5]))
             for m in re.finditer(r"seed (\d+): live components (\d+), parameters ([\d,]+); CartPole-v1: score ([\d.]+) \+- ([\d.]+)", log)}
+    compiled = {int(m[1]): (int(m[2]), int(m[3].replace(",", "")), float(m[4]), float(m[5]))
+            for m in re.finditer(r"seed (\d+): live components (\d+), parameters ([\d,]+); CartPole-v1: score ([\d.]+) \+- ([\d.]+)", compiled_log)}
     single = {}
     for seed in rows:
         path = SINGLE / f"CartPole-v1__sgmmq__k32__s{seed}.json"
@@ -51,19 +53,23 @@ def main() -> None:
         f"(the first update's compilation included); the whole command {compiled_elapsed} wall-clock, {compiled_cpu:.0f} s of CPU time.", "",
         "Scores: 20 deterministic episodes per seed (`sgmmq train`'s own evaluation). Single agent: the same code and defaults, one "
         "process per seed (`sgmmq bench results/batched/single_k32.yml --out results/batched/single_k32 --workers 2 --no-batch`, "
-        "two runs at a time on the two cores, right before the batched runs); `train_seconds` is each run's training time, "
+        "two runs at a time on the two cores, the same hour as the batched runs; each command wrote to a scratch folder, copied here); `train_seconds` is each run's training time, "
         "its evaluations every 2,500 steps excluded.", "",
-        "| seed | batched score | live components | parameters | single-agent score | live components | parameters | single-agent train s |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| seed | batched score | live components | parameters | compiled: score | live components | single-agent score | live components | parameters | single-agent train s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for seed, (live, params, score, std) in sorted(rows.items()):
         s = single.get(seed)
         other = f"{s[0]:.1f} | {s[1]} | {s[2]} | {s[3]:.0f}" if s else "- | - | - | -"
-        lines.append(f"| {seed} | {score:.1f} +- {std:.1f} | {live} | {params} | {other} |")
+        c = compiled.get(seed)
+        with_compile = f"{c[2]:.1f} +- {c[3]:.1f} | {c[0]}" if c else "- | -"
+        lines.append(f"| {seed} | {score:.1f} +- {std:.1f} | {live} | {params} | {with_compile} | {other} |")
     solved = sum(score >= 475 for _, _, score, _ in rows.values())
     single_solved = sum(s[0] >= 475 for s in single.values())
     single_train = [s[3] for s in single.values()]
-    lines += ["", f"Seeds at >= 475: batched {solved} of {len(rows)}, single agent {single_solved} of {len(single)}. "
+    compiled_solved = sum(score >= 475 for _, _, score, _ in compiled.values())
+    lines += ["", f"Seeds at >= 475: batched {solved} of {len(rows)}, compiled {compiled_solved} of {len(compiled)}, "
+              f"single agent {single_solved} of {len(single)}. "
               f"Single-agent training time per seed: {min(single_train):.0f}-{max(single_train):.0f} s "
               f"(sum over the ten seeds {sum(single_train):.0f} s), against {train_s:.0f} s ({compiled_s:.0f} s compiled) for all ten here. "
               "The ratio of throughputs measured side by side in one process is in `results/speed/batched.md`.", ""]
