@@ -23,13 +23,13 @@ def test_a_record_round_trips_and_carries_its_format_version(tmp_path: pathlib.P
 
 
 def test_files_written_before_the_version_read_as_version_0() -> None:
-    path = ROOT / "results/study/runs/CartPole-v1__sgmmq__k32__s0.json"
+    path = ROOT / "results/study/runs/CartPole-v1__dqn_zoo__w256x256__s0.json"  # a baseline run, written before the version field
     if not path.exists():
         pytest.skip("the committed study is not in this checkout")
     data = json.loads(path.read_text())
     assert "format_version" not in data
     run = record.read(path)
-    assert run.format_version == 0 and run.ok and run.score_mean == data["score_mean"] and run.model == data["model"]
+    assert run.format_version == 0 and run.ok and run.score_mean == data["score_mean"] and run.model == data.get("model")
     assert run.to_json() == {**data, "format_version": 0}  # nothing lost, nothing added but the version
 
 

@@ -140,9 +140,12 @@ def compute(s: Study) -> list[str]:
         return []
     return ["## Compute: wall-clock per 1,000 environment steps", "",
             "Training time without evaluations, mean over the seeds that DQN with the RL Zoo's network and every",
-            "S-GMM-QF budget have finished (a seed's runs ran together, on the same machine under the same load),",
-            "S-GMM-QF over that DQN on the same task. Runs shared the machine's cores with the other runs of the",
-            "sweep, one torch thread each.", "", *table, ""]
+            "S-GMM-QF budget have finished, S-GMM-QF over that DQN on the same task. Runs shared the machine's cores",
+            "with the other runs of the sweep, one torch thread each. S-GMM-QF seeds trained together in one batched",
+            "job (`sgmmq.batched`, the `batched` field of their run files) count the job's time divided by its seeds;",
+            "rows re-run after the sweep (`results/study/subsets/`) ran on another day, under another load than the",
+            "baselines, so a ratio is indicative, not a side-by-side measurement (those are in `results/speed/`).",
+            "", *table, ""]
 
 
 def return_vs_params(s: Study) -> list[str]:

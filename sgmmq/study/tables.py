@@ -115,7 +115,7 @@ def summary_lines(matched: dict[str, dict[str, list[RunRecord]]], stats: Stats, 
             low, high = min(own.values()) / dqn, max(own.values()) / dqn
             spans.append(f"{task} {low:.2f}" + (f"-{high:.2f}" if f"{high:.2f}" != f"{low:.2f}" else ""))
         lines += ["", "Wall-clock per 1,000 training steps, S-GMM-QF over DQN with the RL Zoo's network in the same sweep",
-                  f"(range over S-GMM-QF's budgets): {'; '.join(spans)}."]
+                  f"(range over S-GMM-QF's budgets; a batched job's time divided by its seeds): {'; '.join(spans)}."]
     return lines
 
 
