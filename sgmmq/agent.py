@@ -259,7 +259,6 @@ class SGMMQ(OffPolicyAlgorithm):
             # the window holds only finite observations (checked in _store_transition)
             states = self.policy.scale(data.observations, check=False)
             actions = self._actions(data)
-            self.policy.optimizer.zero_grad(set_to_none=True)
             if self.target == "snapshot":  # the target is a constant: the gradient in closed form, no autograd graph
                 td_loss = closed_form_gradients(q_net, q_net.encode(states, actions), self._td_target(data), self.loss,
                                                 self.sparsity_lambda)
@@ -270,6 +269,7 @@ class SGMMQ(OffPolicyAlgorithm):
                 q_sa, q_next = both.split(states.shape[0])
                 td_error = q_sa - data.rewards.reshape(-1) - self._discounts(data) * (1.0 - data.dones.reshape(-1)) * q_next
                 td_loss = temporal_difference_loss(td_error, self.loss)
+                self.policy.optimizer.zero_grad(set_to_none=True)
                 (td_loss + hadamard_penalty(q_net.u, q_net.v, self.sparsity_lambda)).backward()
             self.policy.optimizer.step()
             losses.append(td_loss.item())
@@ -522,16 +522,14 @@ def td_gradients(q_net: GMMQFunction, z: torch.Tensor, target: torch.Tensor, los
     :func:`~sgmmq.mixture.mixture_gradients` carries it to the parameters, and the penalty adds
     ``lambda u`` and ``lambda v``.
     """
-    offset = q_net.offset if q_net.offset is not None else q_net.u.new_zeros(q_net.u.shape[:-1] + (1,))
-    _, _, features, bumps, q = mixture_terms(z, q_net.euclidean, offset, q_net.precisions, q_net.normalized)
+    features, bumps, q = mixture_terms(z, q_net.euclidean, q_net.offset_or_zero(), q_net.precisions, q_net.normalized)
     td_error = q - target
     td_loss = temporal_difference_loss(td_error, loss)
     grad_q = (td_error.clamp(-1.0, 1.0) if loss == "huber" else 2.0 * td_error) / td_error.shape[-1]
     _, grad_euclidean, grad_offset, grad_precisions = mixture_gradients(
         grad_q, z, q_net.euclidean, q_net.precisions, features, bumps, q_net.normalized, q_net.precision == "diagonal")
-    # d/d(u, v) of lambda/2 (|u|^2 + |v|^2)
-    penalty = torch.cat([sparsity_lambda * q_net.euclidean[..., :2], torch.zeros_like(grad_euclidean[..., 2:])], -1)
-    return td_loss, grad_euclidean + penalty, grad_offset, grad_precisions
+    grad_euclidean[..., :2] += sparsity_lambda * q_net.euclidean[..., :2]  # d/d(u, v) of lambda/2 (|u|^2 + |v|^2)
+    return td_loss, grad_euclidean, grad_offset, grad_precisions
 
 
 def _is_int(value: Any) -> bool:

@@ -244,10 +244,10 @@ class BatchedSGMMQ:
         self.snapshot = copy.deepcopy(self.q_net).requires_grad_(False)
         self.optimizer = first.policy.optimizer_class(self.q_net.parameters(), lr=self.lr_schedule(1.0), **first.policy.optimizer_kwargs)
         self.alive = torch.ones(self.n_seeds, self.q_net.n_components, dtype=torch.bool)
+        self.snapshot_alive = self.alive.clone()
         # the pool keeps its size (pruned components are silenced, not cut), so every step has the same shapes
         self._gradients = torch.compile(self.td_gradients, dynamic=False) if compile else self.td_gradients
         self._greedy = torch.compile(self.greedy, dynamic=False) if compile and not self.continuous else self.greedy
-        self.snapshot_alive = self.alive.clone()
 
         obs_dim = first.observation_space.shape[0]
         s, w = self.n_seeds, self.window_size

@@ -177,10 +177,14 @@ class GMMQFunction(nn.Module):
     def q_z(self, z: torch.Tensor) -> torch.Tensor:
         """Q at joint points ``(N, D)``: shape ``(N,)``; one fused autograd node (see MixtureValue).
         Stacked agents: points ``(S, N, D)``, values ``(S, N)``."""
-        offset = self.offset if self.offset is not None else self.u.new_zeros(self.u.shape[:-1] + (1,))
+        offset = self.offset_or_zero()
         if not torch.is_grad_enabled():  # acting and the snapshot's targets: the same arithmetic, no autograd node
             return mixture_terms(z, self.euclidean, offset, self.precisions, self.normalized)[-1]
         return MixtureValue.apply(z, self.euclidean, offset, self.precisions, self.normalized, self.precision == "diagonal")
+
+    def offset_or_zero(self) -> torch.Tensor:
+        """The offset ``b``, or a zero of its shape for a model built without one."""
+        return self.offset if self.offset is not None else self.u.new_zeros(self.u.shape[:-1] + (1,))
 
     def q_sa(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q(s, a) for the given actions: shape ``(B,)``."""
@@ -348,7 +352,7 @@ class MixtureValue(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, euclidean, offset, precisions, normalized, diagonal=False):  # type: ignore[override]
-        _, _, features, bumps, q = mixture_terms(z, euclidean, offset, precisions, normalized)
+        features, bumps, q = mixture_terms(z, euclidean, offset, precisions, normalized)
         ctx.save_for_backward(z, euclidean, precisions, features, bumps)
         ctx.normalized = normalized
         ctx.diagonal = diagonal
@@ -392,7 +396,7 @@ def mixture_gradients(grad_q, z, euclidean, precisions, features, bumps, normali
 
 
 def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore[no-untyped-def]
-    """The forward pass of :class:`MixtureValue`: ``u, v``, the features ``(N, D^2 + D + 1)``, ``bumps (N, K)`` and ``q (N,)``.
+    """The forward pass of :class:`MixtureValue`: the features ``(N, D^2 + D + 1)``, ``bumps (N, K)`` and ``q (N,)``.
 
     Every component's quadratic form at every point is one matrix product: with the features
     ``f(z) = [vec(z z^T), z, 1]`` and the rows ``w_k = [vec(P_k), -2 P_k m_k, m_k^T P_k m_k]``,
@@ -404,7 +408,7 @@ def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore
     Stacked agents (:mod:`sgmmq.batched`) put a seed axis first on everything: ``z (S, N, D)``,
     ``euclidean (S, K, 2 + D)``, ``offset (S, 1)``, ``precisions (S, K, D, D)``, ``q (S, N)``.
     """
-    u, v, means = euclidean[..., 0], euclidean[..., 1], euclidean[..., 2:]
+    means = euclidean[..., 2:]
     # (P + P^T) / 2 is P itself, bit for bit, for the symmetric precisions the manifold holds; written so, the
     # expansion is exact for any square P (what a finite-difference check of dL/dP perturbs)
     p_means = torch.matmul(0.5 * (precisions + precisions.transpose(-1, -2)), means.unsqueeze(-1)).squeeze(-1)  # (K, D)
@@ -414,6 +418,6 @@ def mixture_terms(z, euclidean, offset, precisions, normalized):  # type: ignore
     if normalized:
         log_bumps = log_bumps + 0.5 * torch.logdet(precisions).unsqueeze(-2) - 0.5 * means.shape[-1] * math.log(2 * math.pi)
     bumps = log_bumps.exp()
-    xi = u * v
+    xi = euclidean[..., 0] * euclidean[..., 1]
     q = bumps @ xi if xi.dim() == 1 else torch.matmul(bumps, xi.unsqueeze(-1)).squeeze(-1)
-    return u, v, features, bumps, q + offset
+    return features, bumps, q + offset

@@ -29,13 +29,16 @@ def read(name: str) -> tuple[str, str, int, float, str, float]:
     return log, command, int(trained[1]), float(trained[3]), elapsed, cpu
 
 
+def scores(log: str) -> dict[int, tuple[int, int, float, float]]:
+    """Per seed: live components, parameters, score mean and std, as ``sgmmq train --seeds`` printed them."""
+    return {int(m[1]): (int(m[2]), int(m[3].replace(",", "")), float(m[4]), float(m[5]))
+            for m in re.finditer(r"seed (\d+): live components (\d+), parameters ([\d,]+); CartPole-v1: score ([\d.]+) \+- ([\d.]+)", log)}
+
+
 def main() -> None:
     log, command, n_seeds, train_s, elapsed, cpu = read("cartpole_10x50k")
     compiled_log, compiled_command, _, compiled_s, compiled_elapsed, compiled_cpu = read("cartpole_10x50k_compile")
-    rows = {int(m[1]): (int(m[2]), int(m[3].replace(",", "")), float(m[4]), float(m[5]))
-            for m in re.finditer(r"seed (\d+): live components (\d+), parameters ([\d,]+); CartPole-v1: score ([\d.]+) \+- ([\d.]+)", log)}
-    compiled = {int(m[1]): (int(m[2]), int(m[3].replace(",", "")), float(m[4]), float(m[5]))
-            for m in re.finditer(r"seed (\d+): live components (\d+), parameters ([\d,]+); CartPole-v1: score ([\d.]+) \+- ([\d.]+)", compiled_log)}
+    rows, compiled = scores(log), scores(compiled_log)
     single = {}
     for seed in rows:
         path = SINGLE / f"CartPole-v1__sgmmq__k32__s{seed}.json"
