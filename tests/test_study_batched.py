@@ -216,3 +216,24 @@ def test_writing_the_agents_back_for_the_curve_does_not_change_their_training() 
     untouched = train(None)
     written_back = train(lambda job: job.models() if job.num_timesteps % 100 == 0 else None)  # as execute_seeds' curve
     assert all(torch.equal(a, b) for a, b in zip(untouched, written_back))
+
+
+def test_the_config_key_compile_reaches_the_batched_trainer_and_its_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    compiled: list[str] = []
+
+    def fake_compile(fn, **kwargs):  # records what the trainer compiles, runs it eagerly
+        compiled.append(fn.__name__)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    runs = [run for run in config.expand(TINY) if run.id in BATCHED_IDS[:2]]
+    assert [job.compile for job in runner.plan(runs, compile=True)] == [True]
+    assert [job.compile for job in runner.plan(runs)] == [False]
+    outcomes = runner.execute_seeds([run.settings() for run in runs], compile=True)
+    assert compiled == ["td_gradients", "greedy"]
+    assert all(outcome["result"].ok and outcome["result"].batched["compiled"] is True for outcome in outcomes)
+    assert "compiled" not in runner.execute_seeds([runs[0].settings()])[0]["result"].batched
+    with pytest.raises(ValueError, match="compile must be true or false"):
+        config.check({**TINY, "compile": "yes"})

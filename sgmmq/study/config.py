@@ -9,6 +9,7 @@ eval_every: 500           # steps between evaluations during training
 eval_episodes: 5          # deterministic episodes per intermediate evaluation
 final_eval_episodes: null # null: the task's eval_episodes
 batch: true               # S-GMM-QF's seeds of a (task, config) as one batched job (sgmmq.batched); false: one process per seed
+compile: false            # batched jobs through torch.compile (BatchedSGMMQ(compile=True)): faster, other float rounding
 task_defaults: true       # S-GMM-QF takes each task's registered defaults (envs/tasks.py); false: the signature's (ablations)
 methods:
   - method: sgmmq         # S-GMM-QF; budgets through policy_kwargs.n_components
@@ -48,7 +49,7 @@ from sgmmq.methods import SGMMQ_METHODS
 BUDGET_KEYS = ("n_components", "net_arch", "live_budget")  # S-GMM-QF, dense widths, sparse DQN
 _ENTRY_KEYS = {"method", "label", "overrides", "tasks", "steps", "seeds", *BUDGET_KEYS}
 _TOP_KEYS = {"name", "tasks", "seeds", "steps", "eval_every", "eval_episodes", "final_eval_episodes", "methods", "description",
-             "batch", "task_defaults"}
+             "batch", "compile", "task_defaults"}
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,9 @@ def check(config: Any, where: str = "config") -> None:
     for key in ("name", "description"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{where}: {key} must be a string, got {config[key]!r}")
-    if "batch" in config and not isinstance(config["batch"], bool):
-        raise ValueError(f"{where}: batch must be true or false, got {config['batch']!r}")
+    for key in ("batch", "compile"):
+        if key in config and not isinstance(config[key], bool):
+            raise ValueError(f"{where}: {key} must be true or false, got {config[key]!r}")
     if "task_defaults" in config and not isinstance(config["task_defaults"], bool):
         raise ValueError(f"{where}: task_defaults must be true or false, got {config['task_defaults']!r}")
     for env_id in config["tasks"]:

@@ -163,14 +163,15 @@ def execute(settings: dict[str, Any]) -> dict[str, Any]:
         return {"result": failed, "model_zip": None}
 
 
-def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def execute_seeds(settings: list[dict[str, Any]], compile: bool = False) -> list[dict[str, Any]]:
     """Train the seeds of one (task, config) as one batched job (:class:`sgmmq.batched.BatchedSGMMQ`) and
     evaluate each as :func:`execute` would; never raises. One outcome per seed, as :func:`execute` returns.
 
     Each run file is the one its single run would write (id, settings, curve every ``eval_every`` steps,
     final evaluation, model), evaluated from the agents written back as ``SGMMQ`` models. ``train_seconds``
     and ``wall_seconds`` are the job's divided by its seeds; ``batched`` records the seeds and the job's
-    whole wall-clock. A job that raises fails every one of its seeds, each with the traceback."""
+    whole wall-clock (and ``compiled: true`` with ``compile``: the update through ``torch.compile``). A job
+    that raises fails every one of its seeds, each with the traceback."""
     wall = time.perf_counter()
     runs = [Run(**item) for item in settings]
     first = runs[0]
@@ -191,7 +192,8 @@ def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         provenance.update(versions=versions(), machine=machine())
         task = get_task(first.task)
         hyperparameters = sgmmq_hyperparameters(first.budget_key, first.budget, first.overrides, first.task, first.task_defaults)
-        batched = BatchedSGMMQ(first.task, [run.seed for run in runs], continuous=first.method == "sgmmq_continuous", **hyperparameters)
+        batched = BatchedSGMMQ(first.task, [run.seed for run in runs], continuous=first.method == "sgmmq_continuous", compile=compile,
+                               **hyperparameters)
         curves: list[list[dict[str, Any]]] = [[] for _ in runs]
         curve_seconds = [0.0] * len(runs)
 
@@ -225,7 +227,8 @@ def execute_seeds(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for i, (run, model) in enumerate(zip(runs, batched.models())):
             results.append(_finish(run, task, model, curves[i], train_s / len(runs), curve_seconds[i], with_task_gamma(task, hyperparameters)))
         job_wall = time.perf_counter() - wall
-        extra = dict(**provenance, wall_seconds=job_wall / len(runs), batched={"seeds": [run.seed for run in runs], "wall_seconds": job_wall})
+        job_record = {"seeds": [run.seed for run in runs], "wall_seconds": job_wall, **({"compiled": True} if compile else {})}
+        extra = dict(**provenance, wall_seconds=job_wall / len(runs), batched=job_record)
         return [{"result": dataclasses.replace(result, **extra), "model_zip": model_zip} for result, model_zip in results]
     except Exception:  # noqa: BLE001 -- as execute: every seed of the job is recorded failed, the sweep goes on
         error, job_wall = traceback.format_exc(), time.perf_counter() - wall
@@ -241,11 +244,12 @@ class Job:
 
     runs: list[Run]
     batched: bool = False
+    compile: bool = False  # a batched job through torch.compile
 
 
-def execute_job(settings: list[dict[str, Any]], batched: bool = False) -> list[dict[str, Any]]:
+def execute_job(settings: list[dict[str, Any]], batched: bool = False, compile: bool = False) -> list[dict[str, Any]]:
     """One task of the pool (or one Ray call): a single run, or the seeds of one batched job."""
-    return execute_seeds(settings) if batched else [execute(settings[0])]
+    return execute_seeds(settings, compile) if batched else [execute(settings[0])]
 
 
 def _init_worker() -> None:
@@ -297,7 +301,7 @@ def _local(jobs: list[Job], workers: int) -> Iterator[dict[str, Any]]:
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < workers:
                     job = queue.pop(0)
-                    in_flight[pool.submit(execute_job, [run.settings() for run in job.runs], job.batched)] = job
+                    in_flight[pool.submit(execute_job, [run.settings() for run in job.runs], job.batched, job.compile)] = job
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = in_flight.pop(future)
@@ -339,7 +343,7 @@ def _ray(jobs: list[Job], workers: int, address: str | None) -> Iterator[dict[st
         started_here = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(execute_job)
-        pending = {remote.remote([run.settings() for run in job.runs], job.batched): job for job in jobs}
+        pending = {remote.remote([run.settings() for run in job.runs], job.batched, job.compile): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -378,10 +382,11 @@ def _batchable(run: Run) -> bool:
     return True
 
 
-def plan(todo: list[Run], batch: bool = True) -> list[Job]:
+def plan(todo: list[Run], batch: bool = True, compile: bool = False) -> list[Job]:
     """The jobs of a sweep: ``batch``: the unfinished seeds of each S-GMM-QF (task, config) the batched
     trainer supports as one batched job (a lone seed too: a redone seed trains as it did in its first
-    batch), every other run alone; in the order of ``todo`` (a group where its first seed is)."""
+    batch; ``compile``: through torch.compile), every other run alone; in the order of ``todo`` (a group
+    where its first seed is)."""
     jobs: list[list[Run]] = []
     groups: dict[str, list[Run]] = {}
     for run in todo:
@@ -396,7 +401,7 @@ def plan(todo: list[Run], batch: bool = True) -> list[Job]:
     planned: list[Job] = []
     for job in jobs:
         if batch and _batchable(job[0]):
-            planned.append(Job(job, batched=True))
+            planned.append(Job(job, batched=True, compile=compile))
         else:
             planned.extend(Job([run]) for run in job)
     return planned
@@ -422,7 +427,7 @@ def sweep(
     write_json_atomic(out / "config.json", config)
     runs = expand(config)
     todo = [run for run in runs if not is_complete(out, run)]
-    jobs = plan(todo, config.get("batch", True) if batch is None else batch)
+    jobs = plan(todo, config.get("batch", True) if batch is None else batch, config.get("compile", False))
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     counts = {"runs": len(runs), "skipped": len(runs) - len(todo), "ok": 0, "failed": 0}
     if not todo:
