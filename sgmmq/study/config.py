@@ -210,11 +210,9 @@ def check(config: Any, where: str = "config") -> None:
     for key in ("name", "description"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{where}: {key} must be a string, got {config[key]!r}")
-    for key in ("batch", "compile"):
+    for key in ("batch", "compile", "task_defaults"):
         if key in config and not isinstance(config[key], bool):
             raise ValueError(f"{where}: {key} must be true or false, got {config[key]!r}")
-    if "task_defaults" in config and not isinstance(config["task_defaults"], bool):
-        raise ValueError(f"{where}: task_defaults must be true or false, got {config['task_defaults']!r}")
     for env_id in config["tasks"]:
         if not isinstance(env_id, str):
             raise ValueError(f"{where}: tasks: {env_id!r} is not a task id; known: {', '.join(_known_tasks())}")
